@@ -81,7 +81,9 @@ impl fmt::Display for KernelError {
             KernelError::HeaderLength(n) => write!(f, "header must be {HEADER_LEN} bytes, got {n}"),
             KernelError::EmptyRange => f.write_str("nonce range is empty"),
             KernelError::RangeOverflow => f.write_str("nonce range runs past 2^32"),
-            KernelError::Unavailable(k) => write!(f, "the {} kernel is not in this build", k.name()),
+            KernelError::Unavailable(k) => {
+                write!(f, "the {} kernel is not in this build", k.name())
+            }
         }
     }
 }
@@ -104,10 +106,15 @@ pub struct Job {
 impl Job {
     /// Prepares a search over `header` (its nonce bytes are ignored) for hashes `<= target`.
     pub fn new(header: &[u8], target: Target) -> Result<Job, KernelError> {
-        let header: [u8; HEADER_LEN] =
-            header.try_into().map_err(|_| KernelError::HeaderLength(header.len()))?;
+        let header: [u8; HEADER_LEN] = header
+            .try_into()
+            .map_err(|_| KernelError::HeaderLength(header.len()))?;
         let pre = rounds::Precomputed::new(baseline::midstate(&header), &header);
-        Ok(Job { header, target, pre })
+        Ok(Job {
+            header,
+            target,
+            pre,
+        })
     }
 
     /// The job's target.
@@ -155,7 +162,10 @@ impl Job {
     /// Full check of a kernel candidate with the independent `sha2` implementation.
     #[cold]
     fn check_candidate(&self, position: u32, hits: &mut Vec<u32>) {
-        if self.target.is_met_by(&baseline::sha256d(&self.header_at(position))) {
+        if self
+            .target
+            .is_met_by(&baseline::sha256d(&self.header_at(position)))
+        {
             hits.push(nonce_at(position));
         }
     }

@@ -77,7 +77,17 @@ pub(crate) struct State<L> {
 
 impl<L: Lanes> State<L> {
     pub fn from_words(s: [L; 8]) -> State<L> {
-        State { a: s[0], b: s[1], c: s[2], d: s[3], e: s[4], f: s[5], g: s[6], h: s[7], bc: s[1] ^ s[2] }
+        State {
+            a: s[0],
+            b: s[1],
+            c: s[2],
+            d: s[3],
+            e: s[4],
+            f: s[5],
+            g: s[6],
+            h: s[7],
+            bc: s[1] ^ s[2],
+        }
     }
 
     /// One full round; `kw` is `K[t] + W[t]`.
@@ -136,7 +146,8 @@ pub(crate) struct Precomputed {
 impl Precomputed {
     /// `header` is the 80-byte block header; its nonce bytes are ignored.
     pub fn new(midstate: [u32; 8], header: &[u8; 80]) -> Precomputed {
-        let word = |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
+        let word =
+            |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
         let w = [word(0), word(1), word(2)];
         let mut s = State::from_words(midstate.map(Wrapping));
         for (t, w) in w.into_iter().enumerate() {
@@ -147,7 +158,10 @@ impl Precomputed {
         let state3 = [s.a, s.b, s.c, s.d, s.e, s.f, s.g, s.h].map(|x| x.0);
 
         let w16 = w[0].sigma0_of(w[1]);
-        let w17 = LEN_80.sigma1().wrapping_add(w[2].sigma0()).wrapping_add(w[1]);
+        let w17 = LEN_80
+            .sigma1()
+            .wrapping_add(w[2].sigma0())
+            .wrapping_add(w[1]);
         Precomputed {
             midstate,
             state3,
@@ -188,7 +202,17 @@ impl WordExt for u32 {
 pub(crate) fn sha256d_h7<L: Lanes>(p: &Precomputed, w3: L) -> L {
     let s = L::splat;
     let [a, b, c, d, e, f, g, h] = p.state3;
-    let mut st = State { a: s(a) + w3, b: s(b), c: s(c), d: s(d), e: s(e) + w3, f: s(f), g: s(g), h: s(h), bc: s(b ^ c) };
+    let mut st = State {
+        a: s(a) + w3,
+        b: s(b),
+        c: s(c),
+        d: s(d),
+        e: s(e) + w3,
+        f: s(f),
+        g: s(g),
+        h: s(h),
+        bc: s(b ^ c),
+    };
 
     // First hash, rounds 4-15: W4 = PAD, W5..W14 = 0, W15 = 640, so K + W is a constant.
     st.round(s(K[4].wrapping_add(PAD)));

@@ -3,8 +3,8 @@
 
 use core::num::Wrapping;
 
-use super::rounds::{Lanes, sha256d_h7};
 use super::Job;
+use super::rounds::{Lanes, sha256d_h7};
 
 impl Lanes for Wrapping<u32> {
     #[inline(always)]

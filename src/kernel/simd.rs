@@ -13,8 +13,8 @@ use core::arch::wasm32::{
 };
 use core::ops::{Add, BitAnd, BitXor};
 
-use super::rounds::{Lanes, sha256d_h7};
 use super::Job;
+use super::rounds::{Lanes, sha256d_h7};
 
 /// Four `u32` lanes.
 #[derive(Clone, Copy)]
@@ -73,7 +73,8 @@ pub(super) fn scan(job: &Job, start: u32, count: u32, hits: &mut Vec<u32>) {
     loop {
         let h7 = sha256d_h7(&job.pre, Quad(lanes)).0;
         // The hash is a little-endian integer: its top 32 bits are H7 byte-swapped.
-        let top_word = i8x16_shuffle::<3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12>(h7, h7);
+        let top_word =
+            i8x16_shuffle::<3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12>(h7, h7);
         let candidates = i32x4_bitmask(u32x4_le(top_word, top));
         if candidates != 0 {
             for lane in 0..4u32 {

@@ -1,1 +1,66 @@
-fn main() {}
+//! `cargo xtask`: the project's build, test, benchmark and demo commands, each doing its own
+//! idempotent setup (toolchain target, wasm-bindgen CLI, wasm-pack, Chromium) so they work on a fresh
+//! machine and in CI.
+
+mod bench;
+mod build;
+mod demo;
+mod serve;
+mod setup;
+mod test;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build           two wasm builds (simd128 and plain) into pkg/, with sizes
+  test            fmt, clippy, tidy, native tests, wasm-pack tests in headless Chromium
+  bench [--json]  kernel benchmark in headless Chromium and natively
+  demo [--port N] build and serve the demo page (miner in workers, live hash rate)
+  tidy            repository hygiene checks (module docs)
+";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    std::env::set_current_dir(project_root())?;
+    match command.as_str() {
+        "build" => build::run().map(drop),
+        "test" => test::run(),
+        "bench" => bench::run(&rest),
+        "demo" => demo::run(&rest),
+        "tidy" => tidy::run(),
+        "" | "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Whether `flag` was passed.
+fn has_flag(args: &[String], flag: &str) -> bool {
+    args.iter().any(|a| a == flag)
+}
+
+/// The value after `flag`, if any.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}

@@ -1,0 +1,121 @@
+//! `cargo xtask build`: the two wasm builds of the `minepass` crate into `pkg/`.
+//!
+//! - `pkg/minepass_simd*`: built with `+simd128`; `Scanner.scan` uses the 4-lane kernel.
+//! - `pkg/minepass_plain*`: built without it, so LLVM cannot auto-vectorise the scalar kernel and the
+//!   module validates in browsers without wasm SIMD.
+//!
+//! Each build has its own target directory so switching RUSTFLAGS never invalidates the other.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use crate::setup::{self, cargo, exec};
+
+/// One wasm build flavour.
+pub struct Flavour {
+    pub name: &'static str,
+    pub rustflags: &'static str,
+    pub target_dir: &'static str,
+    /// wasm-opt features beyond [`BASE_FEATURES`].
+    pub extra_features: &'static [&'static str],
+}
+
+/// The features rustc enables by default for wasm32, which wasm-opt must be told about. Reference
+/// types are disabled in both builds: wasm-bindgen then needs no externref table (Debian's wasm-opt 108
+/// mis-numbers a second table's export), and older WebViews without reference types still load.
+const BASE_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-nontrapping-float-to-int",
+    "--enable-multivalue",
+];
+
+pub const FLAVOURS: [Flavour; 2] = [
+    Flavour {
+        name: "simd",
+        rustflags: "-C target-feature=+simd128",
+        target_dir: "target/wasm-simd",
+        extra_features: &["--enable-simd"],
+    },
+    Flavour {
+        name: "plain",
+        rustflags: "",
+        target_dir: "target/wasm-plain",
+        extra_features: &[],
+    },
+];
+
+/// Builds both flavours into `pkg/` and prints the size of every shipped file; returns their paths.
+pub fn run() -> Result<Vec<PathBuf>> {
+    setup::ensure_wasm_target()?;
+    setup::ensure_wasm_bindgen()?;
+    let wasm_opt = setup::wasm_opt();
+    std::fs::create_dir_all("pkg")?;
+    let mut shipped = Vec::new();
+    for flavour in &FLAVOURS {
+        exec(
+            cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--lib",
+                    "--package",
+                    "minepass",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                ])
+                .args(["--target-dir", flavour.target_dir])
+                .env("RUSTFLAGS", flavour.rustflags),
+        )?;
+        let out_name = format!("minepass_{}", flavour.name);
+        let wasm =
+            Path::new(flavour.target_dir).join("wasm32-unknown-unknown/release/minepass.wasm");
+        exec(std::process::Command::new("wasm-bindgen").arg(&wasm).args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-dir",
+            "pkg",
+            "--out-name",
+            &out_name,
+        ]))?;
+        let bg = PathBuf::from(format!("pkg/{out_name}_bg.wasm"));
+        if let Some(wasm_opt) = wasm_opt {
+            exec(
+                std::process::Command::new(wasm_opt)
+                    .args(["-O3", "--strip-debug", "--strip-producers"])
+                    .args(BASE_FEATURES)
+                    .args(flavour.extra_features)
+                    .arg(&bg)
+                    .arg("-o")
+                    .arg(&bg),
+            )?;
+        }
+        shipped.push(PathBuf::from(format!("pkg/{out_name}.js")));
+        shipped.push(bg);
+    }
+    print_sizes(&shipped)?;
+    Ok(shipped)
+}
+
+/// Raw and gzip (level 9) size of each file: size is a feature, reported on every build.
+pub fn print_sizes(files: &[PathBuf]) -> Result<()> {
+    println!("{:<32} {:>10} {:>10}", "file", "bytes", "gzip");
+    for file in files {
+        let (raw, gzip) = sizes(file)?;
+        println!("{:<32} {raw:>10} {gzip:>10}", file.display());
+    }
+    Ok(())
+}
+
+pub fn sizes(file: &Path) -> Result<(usize, usize)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(&bytes)?;
+    Ok((bytes.len(), gz.finish()?.len()))
+}
