@@ -50,12 +50,6 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn kernels() -> impl Iterator<Item = Kernel> {
-    [Kernel::Scalar, Kernel::Simd128]
-        .into_iter()
-        .filter(|k| k.is_available())
-}
-
 #[test]
 fn sha2_reproduces_published_block_hashes() {
     for block in &BLOCKS {
@@ -85,7 +79,7 @@ fn kernels_find_each_block_nonce_under_its_own_target() {
         let position = nonce.swap_bytes();
         assert_eq!(nonce_at(position), nonce);
         let start = position.saturating_sub(5003);
-        for kernel in kernels() {
+        for kernel in Kernel::available() {
             let mut hits = Vec::new();
             job.scan_with(kernel, start, 10_007, &mut hits).unwrap();
             assert_eq!(
@@ -108,7 +102,7 @@ fn one_nonce_less_does_not_meet_the_block_target() {
         let nbits = u32::from_le_bytes(header[72..76].try_into().unwrap());
         let job = Job::new(&header, Target::from_compact(nbits).unwrap()).unwrap();
         let position = u32::from_le_bytes(header[76..80].try_into().unwrap()).swap_bytes();
-        for kernel in kernels() {
+        for kernel in Kernel::available() {
             let mut hits = Vec::new();
             job.scan_with(kernel, position + 1, 1, &mut hits).unwrap();
             assert!(hits.is_empty(), "block {}", block.height);

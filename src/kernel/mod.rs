@@ -44,6 +44,13 @@ impl Kernel {
         Kernel::Scalar
     };
 
+    /// Every kernel compiled into this build (the scalar one always).
+    pub fn available() -> impl Iterator<Item = Kernel> {
+        [Kernel::Scalar, Kernel::Simd128]
+            .into_iter()
+            .filter(|k| k.is_available())
+    }
+
     /// Whether this build contains the kernel.
     pub fn is_available(self) -> bool {
         match self {

@@ -7,12 +7,6 @@ use crate::testutil::Rng;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-fn kernels() -> impl Iterator<Item = Kernel> {
-    [Kernel::Scalar, Kernel::Simd128]
-        .into_iter()
-        .filter(|k| k.is_available())
-}
-
 /// The hits brute force finds: every position hashed in full by `sha2`.
 fn brute_force(job: &Job, start: u32, count: u32) -> Vec<u32> {
     (0..count)
@@ -61,7 +55,7 @@ fn kernels_equal_brute_force_on_random_jobs() {
             1 => assert!(!expected.contains(&nonce_at(probe))),
             _ => {}
         }
-        for kernel in kernels() {
+        for kernel in Kernel::available() {
             let mut hits = Vec::new();
             let done = job.scan_with(kernel, start, count, &mut hits).unwrap();
             assert_eq!(done, u64::from(count));
@@ -83,7 +77,7 @@ fn hit_rate_matches_expected_work() {
         "{} hits",
         expected.len()
     );
-    for kernel in kernels() {
+    for kernel in Kernel::available() {
         let mut hits = Vec::new();
         job.scan_with(kernel, 1000, 1 << 16, &mut hits).unwrap();
         assert_eq!(hits, expected, "{kernel:?}");
@@ -96,7 +90,7 @@ fn whole_tail_of_the_nonce_space_including_the_last_nonce() {
     for count in 1..=9 {
         let start = u32::MAX - (count - 1);
         let expected = brute_force(&job, start, count);
-        for kernel in kernels() {
+        for kernel in Kernel::available() {
             let mut hits = Vec::new();
             job.scan_with(kernel, start, count, &mut hits).unwrap();
             assert_eq!(hits, expected, "{kernel:?} count {count}");

@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn reads_counts_from_cargo_and_wasm_bindgen_test_result_lines() {
-        let cargo = "ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s";
+        let cargo =
+            "ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s";
         assert_eq!(count_before(cargo, " passed"), 14);
         assert_eq!(count_before(cargo, " failed"), 0);
         let browser = "FAILED. 12 passed; 2 failed; 0 ignored; 0 filtered out; finished in 0.29s";

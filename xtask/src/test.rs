@@ -63,6 +63,9 @@ pub fn run() -> Result<()> {
         )?;
     }
     // The plain closing line CI reads, over every runner above.
-    println!("cargo xtask test: {} passed, {} failed", tally.passed, tally.failed);
+    println!(
+        "cargo xtask test: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
     Ok(())
 }
