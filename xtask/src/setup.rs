@@ -32,24 +32,44 @@ impl Tally {
     /// (the format of both `cargo test` and `wasm-bindgen-test-runner`).
     pub fn exec(&mut self, cmd: &mut Command) -> Result<()> {
         use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
         eprintln!("$ {}", display(cmd));
         let mut child = cmd
-            .stdout(std::process::Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+        // wasm-pack reports the browser runs on stderr, cargo on stdout: read both, echo each to its
+        // own stream, and count the result lines of either.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let echo_stderr = std::thread::spawn(move || {
+            let mut counts = Tally::default();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                counts.add_line(&line);
+            }
+            counts
+        });
         for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
             let line = line?;
             println!("{line}");
-            if let Some(counts) = line.strip_prefix("test result: ") {
-                self.passed += count_before(counts, " passed");
-                self.failed += count_before(counts, " failed");
-            }
+            self.add_line(&line);
         }
+        let from_stderr = echo_stderr.join().expect("stderr reader does not panic");
+        self.passed += from_stderr.passed;
+        self.failed += from_stderr.failed;
         let status = child.wait()?;
         if !status.success() {
             bail!("`{}` failed with {status}", display(cmd));
         }
         Ok(())
+    }
+
+    fn add_line(&mut self, line: &str) {
+        if let Some(counts) = line.strip_prefix("test result: ") {
+            self.passed += count_before(counts, " passed");
+            self.failed += count_before(counts, " failed");
+        }
     }
 }
 

@@ -53,7 +53,7 @@ pub fn run() -> Result<()> {
         } else {
             "scalar"
         };
-        exec(
+        tally.exec(
             Command::new("wasm-pack")
                 .args(["test", "--headless", "--chrome"])
                 .env("CHROMEDRIVER", setup::CHROMEDRIVER)
