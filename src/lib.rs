@@ -10,11 +10,13 @@
 //! - [`target`]: [`target::Target`] (a 256-bit threshold), compact `nbits`, difficulty and the expected
 //!   work of a share as an integer.
 //! - [`baseline`]: sha256d with the `sha2` crate, the independent reference and the benchmark baseline.
+//! - [`protocol`]: the broker's WebSocket messages, shared by the SDK and the broker so they cannot drift.
 //! - `wasm` (wasm32 only): the wasm-bindgen API used by the web workers.
 #![deny(missing_docs)]
 
 pub mod baseline;
 pub mod kernel;
+pub mod protocol;
 pub mod target;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,27 +1,16 @@
-//! `cargo xtask demo [--port N]`: builds the wasm and serves the demo page, which runs the miner in
-//! workers and shows the live hash rate. (The broker issue replaces this server with the broker.)
+//! `cargo xtask demo [--port N]`: builds the wasm and starts the broker (embedded SQLite ledger under
+//! `./data`, a demo site created on first run), which serves the demo page and the SDK files.
 
 use anyhow::Result;
 
-use crate::serve::StaticServer;
+use crate::setup::{cargo, exec};
 
 pub fn run(args: &[String]) -> Result<()> {
-    let port: u16 = crate::flag_value(args, "--port")
-        .map(str::parse)
-        .transpose()?
-        .unwrap_or(8080);
+    let port: u16 = crate::flag_value(args, "--port").map(str::parse).transpose()?.unwrap_or(8080);
     crate::build::run()?;
-    let server = StaticServer::start(port)?;
+    exec(cargo().args(["build", "--package", "minepass-broker"]))?;
     println!();
-    println!("MinePass demo: http://127.0.0.1:{}/", server.port);
-    println!(
-        "Benchmark page: http://127.0.0.1:{}/bench.html",
-        server.port
-    );
+    println!("MinePass demo: http://127.0.0.1:{port}/   (benchmark page: http://127.0.0.1:{port}/bench.html)");
     println!("Press Ctrl-C to stop.");
-    // The server thread does the work; results posted by the bench page are printed.
-    for result in server.results.iter() {
-        println!("benchmark result: {result}");
-    }
-    Ok(())
+    exec(cargo().args(["run", "--quiet", "--package", "minepass-broker", "--", "serve", "--listen"]).arg(format!("127.0.0.1:{port}")))
 }

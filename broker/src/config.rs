@@ -1,0 +1,91 @@
+//! Configuration for `serve`: command-line flags, environment variables (`MINEPASS_*`) and an optional
+//! TOML file, in that order of precedence, then built-in defaults that need no configuration at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+/// Options of `serve`; every one is optional here and defaulted in [`ServeOptions::resolve`].
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeOptions {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "MINEPASS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite ledger and keys [default: ./data].
+    #[arg(long, env = "MINEPASS_DATA")]
+    pub data: Option<PathBuf>,
+    /// Directory of the static site (SDK and demo) [default: ./www].
+    #[arg(long, env = "MINEPASS_WWW")]
+    pub www: Option<PathBuf>,
+    /// Directory of the wasm build output [default: ./pkg].
+    #[arg(long, env = "MINEPASS_PKG")]
+    pub pkg: Option<PathBuf>,
+    /// Share interval vardiff aims at, in milliseconds [default: 4000].
+    #[arg(long, env = "MINEPASS_SHARE_INTERVAL_MS")]
+    pub share_interval_ms: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub www: PathBuf,
+    pub pkg: PathBuf,
+    pub share_interval: Duration,
+}
+
+impl ServeOptions {
+    /// Reads a TOML file of the same keys (kebab-case), e.g. `listen = "127.0.0.1:9000"`.
+    pub fn from_file(path: &Path) -> Result<ServeOptions> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Flags and environment win over the file; defaults fill the rest.
+    pub fn resolve(self, file: ServeOptions) -> ServeConfig {
+        ServeConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(([127, 0, 0, 1], 8080).into()),
+            data: self.data.or(file.data).unwrap_or_else(|| "data".into()),
+            www: self.www.or(file.www).unwrap_or_else(|| "www".into()),
+            pkg: self.pkg.or(file.pkg).unwrap_or_else(|| "pkg".into()),
+            share_interval: Duration::from_millis(
+                self.share_interval_ms
+                    .or(file.share_interval_ms)
+                    .unwrap_or(4000),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let file: ServeOptions =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nshare-interval-ms = 2000\n").unwrap();
+        let flags = ServeOptions {
+            share_interval_ms: Some(1000),
+            ..Default::default()
+        };
+        let config = flags.resolve(file);
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.share_interval, Duration::from_millis(1000));
+        assert_eq!(config.data, PathBuf::from("data"));
+        assert!(
+            toml::from_str::<ServeOptions>("lisen = \"x\"").is_err(),
+            "typos in the file are errors"
+        );
+    }
+}

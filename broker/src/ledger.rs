@@ -1,0 +1,413 @@
+//! The ledger layer: SQLite through sqlx, with migrations (the same SQL is meant to run on PostgreSQL
+//! when a fleet of brokers shares one ledger). Owns sites, content items, users, per-user-per-content
+//! progress and the share log.
+//!
+//! Durability: the database runs in WAL mode with `synchronous = FULL`, and shares are written by one
+//! committer task in batches (group commit): every share of a batch is acknowledged only after the
+//! batch's transaction has committed, so an acknowledged credit survives a crash, and one fsync covers
+//! many shares.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+/// A handle to the ledger database (cheap to clone).
+#[derive(Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+/// A site as the session layer needs it.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// A content item with its quota.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub id: i64,
+    pub key: String,
+    pub title: String,
+    pub required: u128,
+}
+
+/// Credentials of a newly created site: the secret is shown once and stored only hashed.
+#[derive(Debug, Clone)]
+pub struct NewSite {
+    pub key: String,
+    pub secret: String,
+}
+
+/// A verified share, ready to be written.
+#[derive(Debug, Clone)]
+pub struct ShareRecord {
+    pub session: String,
+    pub job_id: String,
+    pub nonce: u32,
+    pub site_id: i64,
+    pub user_id: i64,
+    pub content_id: Option<i64>,
+    /// The full 80-byte header, nonce included.
+    pub header: [u8; 80],
+    /// The target the share was judged against, 32 bytes little-endian.
+    pub target: [u8; 32],
+    pub work: u128,
+}
+
+/// What committing one share changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credit {
+    /// Credited; progress toward the session's content item if it has one.
+    Credited { progress: Option<ContentProgress> },
+    /// The ledger already had this (job, nonce): nothing credited.
+    Duplicate,
+}
+
+/// Progress of one user toward one content item after a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentProgress {
+    pub content_id: i64,
+    pub done: u128,
+    pub required: u128,
+    /// True exactly once: in the commit that first reached the quota.
+    pub newly_unlocked: bool,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn random_token(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    format!("{prefix}{}", hex::encode(buf))
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn parse_work(text: &str) -> Result<u128> {
+    text.parse()
+        .with_context(|| format!("corrupt work value {text:?} in the ledger"))
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the SQLite ledger at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Ledger> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("applying ledger migrations")?;
+        Ok(Ledger { pool })
+    }
+
+    /// Creates a site with a fresh key and secret.
+    pub async fn add_site(&self, name: &str) -> Result<NewSite> {
+        let site = NewSite {
+            key: random_token("site_", 12),
+            secret: random_token("secret_", 32),
+        };
+        sqlx::query(
+            "INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&site.key)
+        .bind(name)
+        .bind(hash_secret(&site.secret))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(site)
+    }
+
+    /// Adds (or updates the quota and title of) a content item of a site.
+    pub async fn put_content(
+        &self,
+        site_key: &str,
+        content_key: &str,
+        title: &str,
+        required: u128,
+    ) -> Result<()> {
+        let Some(site) = self.site_by_key(site_key).await? else {
+            bail!("no site with key {site_key}")
+        };
+        if required == 0 {
+            bail!("required work must be positive");
+        }
+        sqlx::query(
+            "INSERT INTO content (site_id, content_key, title, required_work, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (site_id, content_key) DO UPDATE SET title = excluded.title, required_work = excluded.required_work",
+        )
+        .bind(site.id)
+        .bind(content_key)
+        .bind(title)
+        .bind(required.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT id, site_key, name, enabled FROM sites WHERE site_key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Site {
+            id: r.get(0),
+            key: r.get(1),
+            name: r.get(2),
+            enabled: r.get::<i64, _>(3) != 0,
+        }))
+    }
+
+    /// All sites, oldest first.
+    pub async fn sites(&self) -> Result<Vec<Site>> {
+        let rows = sqlx::query("SELECT id, site_key, name, enabled FROM sites ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Site {
+                id: r.get(0),
+                key: r.get(1),
+                name: r.get(2),
+                enabled: r.get::<i64, _>(3) != 0,
+            })
+            .collect())
+    }
+
+    pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE sites SET enabled = ? WHERE site_key = ?")
+            .bind(enabled as i64)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            bail!("no site with key {key}");
+        }
+        Ok(())
+    }
+
+    pub async fn content(&self, site_id: i64) -> Result<Vec<Content>> {
+        let rows = sqlx::query("SELECT id, content_key, title, required_work FROM content WHERE site_id = ? ORDER BY id")
+            .bind(site_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Content {
+                    id: r.get(0),
+                    key: r.get(1),
+                    title: r.get(2),
+                    required: parse_work(r.get(3))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The ledger id of a site's user, created on first sight.
+    pub async fn user_id(&self, site_id: i64, external_id: &str) -> Result<i64> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(site_id)
+        .bind(external_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
+            .bind(site_id)
+            .bind(external_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Work a user has credited toward each content item (items without progress are absent).
+    pub async fn progress(&self, user_id: i64) -> Result<Vec<(i64, u128)>> {
+        let rows = sqlx::query("SELECT content_id, work FROM progress WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.get(0), parse_work(r.get(1))?)))
+            .collect()
+    }
+
+    /// Number of shares and total credited work in the share log (for tests and status).
+    pub async fn share_totals(&self) -> Result<(u64, u128)> {
+        let rows = sqlx::query("SELECT work FROM shares")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut total = 0u128;
+        for row in &rows {
+            total += parse_work(row.get(0))?;
+        }
+        Ok((rows.len() as u64, total))
+    }
+
+    /// Writes a batch of shares in one transaction and returns what each one credited.
+    pub async fn commit_shares(&self, batch: &[ShareRecord]) -> Result<Vec<Credit>> {
+        let mut tx = self.pool.begin().await?;
+        let mut credits = Vec::with_capacity(batch.len());
+        for share in batch {
+            credits.push(credit_share(&mut tx, share).await?);
+        }
+        tx.commit().await?;
+        Ok(credits)
+    }
+}
+
+async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> Result<Credit> {
+    let inserted = sqlx::query(
+        "INSERT OR IGNORE INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&share.session)
+    .bind(&share.job_id)
+    .bind(i64::from(share.nonce))
+    .bind(share.site_id)
+    .bind(share.user_id)
+    .bind(share.content_id)
+    .bind(&share.header[..])
+    .bind(&share.target[..])
+    .bind(share.work.to_string())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(Credit::Duplicate);
+    }
+    let Some(content_id) = share.content_id else {
+        return Ok(Credit::Credited { progress: None });
+    };
+    let required = sqlx::query("SELECT required_work FROM content WHERE id = ?")
+        .bind(content_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let required = parse_work(required.get(0))?;
+    let before =
+        sqlx::query("SELECT work, unlocked_at FROM progress WHERE user_id = ? AND content_id = ?")
+            .bind(share.user_id)
+            .bind(content_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (before_work, unlocked) = match before {
+        Some(row) => (
+            parse_work(row.get(0))?,
+            row.get::<Option<i64>, _>(1).is_some(),
+        ),
+        None => (0, false),
+    };
+    let done = before_work.saturating_add(share.work);
+    let newly_unlocked = !unlocked && done >= required;
+    sqlx::query(
+        "INSERT INTO progress (user_id, content_id, work, unlocked_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (user_id, content_id) DO UPDATE SET work = excluded.work,
+             unlocked_at = COALESCE(progress.unlocked_at, excluded.unlocked_at)",
+    )
+    .bind(share.user_id)
+    .bind(content_id)
+    .bind(done.to_string())
+    .bind(newly_unlocked.then(now_ms))
+    .execute(&mut **tx)
+    .await?;
+    Ok(Credit::Credited {
+        progress: Some(ContentProgress {
+            content_id,
+            done,
+            required,
+            newly_unlocked,
+        }),
+    })
+}
+
+/// One share waiting for its batch.
+struct Pending {
+    share: ShareRecord,
+    ack: oneshot::Sender<Result<Credit, String>>,
+}
+
+/// Sends shares to the committer task and waits for their durable credit.
+#[derive(Clone)]
+pub struct Committer {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// Largest batch one transaction commits.
+const MAX_BATCH: usize = 512;
+
+impl Committer {
+    /// Starts the committer task. It ends when every `Committer` clone has been dropped.
+    pub fn spawn(ledger: Ledger) -> Committer {
+        let (queue, mut incoming) = mpsc::channel::<Pending>(8192);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let shares: Vec<ShareRecord> = batch.iter().map(|p| p.share.clone()).collect();
+                let started = std::time::Instant::now();
+                let outcome = ledger.commit_shares(&shares).await;
+                crate::metrics::commit_latency(started.elapsed(), shares.len());
+                match outcome {
+                    Ok(credits) => {
+                        for (pending, credit) in batch.drain(..).zip(credits) {
+                            let _ = pending.ack.send(Ok(credit));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(
+                            "share batch of {} failed to commit: {error:#}",
+                            shares.len()
+                        );
+                        for pending in batch.drain(..) {
+                            let _ = pending.ack.send(Err(error.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Committer { queue }
+    }
+
+    /// Queues a share and returns once its batch has committed (or failed: then nothing was credited).
+    pub async fn credit(&self, share: ShareRecord) -> Result<Credit> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send(Pending { share, ack })
+            .await
+            .map_err(|_| anyhow::anyhow!("committer stopped"))?;
+        done.await
+            .map_err(|_| anyhow::anyhow!("committer stopped"))?
+            .map_err(anyhow::Error::msg)
+    }
+}

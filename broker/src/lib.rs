@@ -1,0 +1,39 @@
+//! The MinePass broker: hands out work over WebSocket, verifies every share, credits a durable ledger.
+//!
+//! Layers, with dependencies pointing one way (top to bottom):
+//! - [`http`] (transport): axum router, WebSocket loop, static files;
+//! - [`session`]: hello validation, per-connection state, replies;
+//! - [`work`]: job sources (gate mode now, Stratum later), vardiff, share verification;
+//! - [`ledger`]: SQLite through sqlx, group commit.
+//!
+//! [`metrics`] is a leaf every layer may bump.
+
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod metrics;
+pub mod session;
+pub mod work;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::net::TcpListener;
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<session::Broker>,
+    dirs: &http::StaticDirs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = http::app(broker, dirs);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
+}

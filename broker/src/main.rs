@@ -1,0 +1,194 @@
+//! `minepass-broker`: serve the broker, or administer sites and content from the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use minepass_broker::config::ServeOptions;
+use minepass_broker::http::StaticDirs;
+use minepass_broker::ledger::Ledger;
+use minepass_broker::session::Broker;
+use minepass_broker::work::{GateJobs, Vardiff};
+
+#[derive(Parser)]
+#[command(
+    name = "minepass-broker",
+    version,
+    about = "MinePass broker: work, verified shares, ledger, unlocks"
+)]
+struct Cli {
+    /// TOML file with `serve` options (flags and MINEPASS_* variables take precedence).
+    #[arg(long, global = true, env = "MINEPASS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (HTTP + WebSocket).
+    Serve(ServeOptions),
+    /// Manage sites.
+    Site {
+        #[command(subcommand)]
+        action: SiteAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Manage content items.
+    Content {
+        #[command(subcommand)]
+        action: ContentAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteAction {
+    /// Create a site; prints its public key and its secret (shown once, stored hashed).
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// List sites.
+    List,
+    /// Stop handing out work for a site.
+    Disable { key: String },
+    /// Resume a disabled site.
+    Enable { key: String },
+}
+
+#[derive(Subcommand)]
+enum ContentAction {
+    /// Add or update a content item and the work (expected hashes) that unlocks it.
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        work: u128,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => ServeOptions::from_file(path)?,
+        None => ServeOptions::default(),
+    };
+    match cli.command {
+        Command::Serve(options) => serve(options, file).await,
+        Command::Site { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            match action {
+                SiteAction::Add { name } => {
+                    let site = ledger.add_site(&name).await?;
+                    println!("site key:    {}\nsite secret: {}", site.key, site.secret);
+                }
+                SiteAction::List => {
+                    for site in ledger.sites().await? {
+                        let state = if site.enabled { "enabled" } else { "disabled" };
+                        println!("{}\t{state}\t{}", site.key, site.name);
+                    }
+                }
+                SiteAction::Disable { key } => ledger.set_site_enabled(&key, false).await?,
+                SiteAction::Enable { key } => ledger.set_site_enabled(&key, true).await?,
+            }
+            Ok(())
+        }
+        Command::Content {
+            action:
+                ContentAction::Add {
+                    site,
+                    id,
+                    title,
+                    work,
+                },
+            options,
+        } => {
+            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            ledger.put_content(&site, &id, &title, work).await?;
+            println!("content {id} of {site} unlocks at {work} hashes");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
+    let config = options.resolve(file);
+    let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
+    ensure_demo_site(&ledger).await?;
+    let vardiff = Vardiff {
+        interval: config.share_interval,
+        min_work: 1 << 12,
+        max_work: 1 << 50,
+    };
+    let broker = Arc::new(Broker::new(ledger, Arc::new(GateJobs::new()), vardiff));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!(
+        "MinePass broker listening on http://{address}/ (ledger in {})",
+        config.data.display()
+    );
+    let dirs = StaticDirs {
+        www: config.www,
+        pkg: config.pkg,
+    };
+    minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
+}
+
+/// On first start, a demo site with one content item so the broker is usable with no configuration.
+async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
+    if !ledger.sites().await?.is_empty() {
+        return Ok(());
+    }
+    let site = ledger.add_site("Demo publisher").await?;
+    // 2^28 hashes: about 20-40 s for a laptop browser with the simd kernel on a few threads.
+    ledger
+        .put_content(
+            &site.key,
+            "demo-article",
+            "The second half of the demo article",
+            1 << 28,
+        )
+        .await?;
+    println!(
+        "Created the demo site.\n  site key:    {}\n  site secret: {} (shown once)",
+        site.key, site.secret
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+    tracing::info!("shutting down");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

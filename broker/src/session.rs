@@ -1,0 +1,342 @@
+//! The session layer: one WebSocket connection's state machine. It validates `hello` (version, site,
+//! consent), owns the session's jobs and vardiff, and turns verified shares into durable credits.
+//! It knows nothing of HTTP or sockets: [`Session::on_text`] takes a frame and returns replies.
+
+use std::sync::Arc;
+
+use minepass::protocol::{
+    self, ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Progress, ServerMessage, Welcome, Work,
+};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::ledger::{Committer, Content, Credit, Ledger, ShareRecord, Site, now_ms};
+use crate::metrics;
+use crate::work::{JobSource, SessionWork, Vardiff};
+
+/// State shared by every session.
+pub struct Broker {
+    pub ledger: Ledger,
+    pub committer: Committer,
+    pub jobs: Arc<dyn JobSource>,
+    pub vardiff: Vardiff,
+    /// Key for resume tokens.
+    resume_key: [u8; 32],
+}
+
+impl Broker {
+    pub fn new(ledger: Ledger, jobs: Arc<dyn JobSource>, vardiff: Vardiff) -> Broker {
+        let committer = Committer::spawn(ledger.clone());
+        let mut resume_key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut resume_key);
+        Broker {
+            ledger,
+            committer,
+            jobs,
+            vardiff,
+            resume_key,
+        }
+    }
+
+    fn resume_token(&self, session: &str) -> String {
+        let mac = Sha256::new()
+            .chain_update(self.resume_key)
+            .chain_update(session.as_bytes())
+            .finalize();
+        format!("{session}.{}", hex::encode(&mac[..16]))
+    }
+
+    /// The session id a resume token names, if the token is genuine.
+    fn resumed_session(&self, token: &str) -> Option<String> {
+        let (session, _) = token.split_once('.')?;
+        (self.resume_token(session) == token).then(|| session.to_owned())
+    }
+}
+
+/// What the transport should do after a frame.
+#[derive(Debug, Default)]
+pub struct Replies {
+    pub messages: Vec<ServerMessage>,
+    /// Close the connection after sending `messages`.
+    pub close: bool,
+}
+
+impl Replies {
+    fn one(message: ServerMessage) -> Replies {
+        Replies {
+            messages: vec![message],
+            close: false,
+        }
+    }
+
+    fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Replies {
+        Replies {
+            messages: vec![ServerMessage::Error {
+                code,
+                message: message.into(),
+                fatal,
+            }],
+            close: fatal,
+        }
+    }
+}
+
+struct Open {
+    site: Site,
+    user_id: i64,
+    content: Option<Content>,
+    work: SessionWork,
+}
+
+/// One connection's session.
+pub struct Session {
+    broker: Arc<Broker>,
+    open: Option<Open>,
+}
+
+impl Session {
+    pub fn new(broker: Arc<Broker>) -> Session {
+        Session { broker, open: None }
+    }
+
+    /// Handles one text frame.
+    pub async fn on_text(&mut self, text: &str) -> Replies {
+        match protocol::classify_client_frame(text) {
+            Err(code) => Replies::error(code, describe(code), false),
+            Ok(ClientMessage::Ping { t }) => Replies::one(ServerMessage::Pong { t }),
+            Ok(ClientMessage::Hello(hello)) => {
+                if self.open.is_some() {
+                    return Replies::error(
+                        ErrorCode::AlreadyHello,
+                        "this session has already said hello",
+                        false,
+                    );
+                }
+                match self.hello(hello).await {
+                    Ok(replies) => replies,
+                    Err(replies) => replies,
+                }
+            }
+            Ok(ClientMessage::Submit(submit)) => self.submit(&submit.job, &submit.nonce).await,
+        }
+    }
+
+    /// Binary frames are not part of the protocol.
+    pub fn on_binary(&mut self) -> Replies {
+        Replies::error(
+            ErrorCode::BinaryFrame,
+            describe(ErrorCode::BinaryFrame),
+            false,
+        )
+    }
+
+    async fn hello(&mut self, hello: Hello) -> Result<Replies, Replies> {
+        let fatal = |code: ErrorCode, message: &str| Replies::error(code, message, true);
+        if hello.v != PROTOCOL_VERSION {
+            return Err(fatal(
+                ErrorCode::UnsupportedVersion,
+                &format!("this broker speaks protocol {PROTOCOL_VERSION}"),
+            ));
+        }
+        if hello.user.is_empty()
+            || hello.user.len() > 128
+            || hello.user.chars().any(char::is_control)
+        {
+            return Err(fatal(
+                ErrorCode::BadField,
+                "user must be 1-128 printable characters",
+            ));
+        }
+        if hello.client.threads == 0 || hello.client.threads > 1024 {
+            return Err(fatal(ErrorCode::BadField, "client.threads must be 1-1024"));
+        }
+        let consent = &hello.consent;
+        let valid_consent = !consent.id.is_empty()
+            && consent.id.len() <= 64
+            && consent.given_at <= consent.expires_at
+            && consent.expires_at as i64 > now_ms();
+        if !valid_consent {
+            return Err(fatal(
+                ErrorCode::ConsentRequired,
+                "a current consent record is required before any work",
+            ));
+        }
+        let internal = |e: anyhow::Error| {
+            tracing::error!("hello failed: {e:#}");
+            fatal(ErrorCode::Internal, "the broker could not open the session")
+        };
+        let site = match self
+            .broker
+            .ledger
+            .site_by_key(&hello.site)
+            .await
+            .map_err(internal)?
+        {
+            None => return Err(fatal(ErrorCode::UnknownSite, "no site has this key")),
+            Some(site) if !site.enabled => {
+                return Err(fatal(ErrorCode::SiteDisabled, "this site is disabled"));
+            }
+            Some(site) => site,
+        };
+        let contents = self
+            .broker
+            .ledger
+            .content(site.id)
+            .await
+            .map_err(internal)?;
+        let content = match &hello.content {
+            None => None,
+            Some(key) => match contents.iter().find(|c| &c.key == key) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    return Err(fatal(
+                        ErrorCode::BadField,
+                        "content is not an item of this site",
+                    ));
+                }
+            },
+        };
+        let user_id = self
+            .broker
+            .ledger
+            .user_id(site.id, &hello.user)
+            .await
+            .map_err(internal)?;
+        let done = self
+            .broker
+            .ledger
+            .progress(user_id)
+            .await
+            .map_err(internal)?;
+        let progress = contents
+            .iter()
+            .map(|c| Progress {
+                content: c.key.clone(),
+                done: Work(
+                    done.iter()
+                        .find(|(id, _)| *id == c.id)
+                        .map_or(0, |(_, w)| *w),
+                ),
+                required: Work(c.required),
+            })
+            .collect();
+
+        let session = hello
+            .resume
+            .as_deref()
+            .and_then(|token| self.broker.resumed_session(token))
+            .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+        // Job ids must never repeat, even for a resumed session: add a per-connection part.
+        let connection = hex::encode(rand::random::<[u8; 3]>());
+        let mut work = SessionWork::new(format!("{session}.{connection}"), self.broker.vardiff);
+        let hashrate = hello
+            .client
+            .hashrate
+            .unwrap_or(u64::from(hello.client.threads) * 1_000_000);
+        let job = work
+            .issue(
+                self.broker.jobs.as_ref(),
+                self.broker.vardiff.work_for(u128::from(hashrate)),
+            )
+            .to_message();
+        let welcome = Welcome {
+            v: PROTOCOL_VERSION,
+            session: session.clone(),
+            resume: self.broker.resume_token(&session),
+            mode: self.broker.jobs.mode(),
+            share_interval_ms: self.broker.vardiff.interval.as_millis() as u64,
+            progress,
+        };
+        tracing::info!(site = %site.key, user = %hello.user, %session, consent = %consent.id, "session opened");
+        self.open = Some(Open {
+            site,
+            user_id,
+            content,
+            work,
+        });
+        Ok(Replies {
+            messages: vec![ServerMessage::Welcome(welcome), ServerMessage::Job(job)],
+            close: false,
+        })
+    }
+
+    async fn submit(&mut self, job_id: &str, nonce: &str) -> Replies {
+        let Some(open) = self.open.as_mut() else {
+            return Replies::error(
+                ErrorCode::HelloRequired,
+                describe(ErrorCode::HelloRequired),
+                false,
+            );
+        };
+        let rejected = |code: ErrorCode| {
+            metrics::share_rejected(code);
+            Replies::one(ServerMessage::Rejected {
+                job: job_id.to_owned(),
+                nonce: nonce.to_owned(),
+                code,
+            })
+        };
+        let share = match open.work.verify(job_id, nonce) {
+            Ok(share) => share,
+            Err(code) => return rejected(code),
+        };
+        let record = ShareRecord {
+            session: open.work.id().to_owned(),
+            job_id: share.job_id.clone(),
+            nonce: share.nonce,
+            site_id: open.site.id,
+            user_id: open.user_id,
+            content_id: open.content.as_ref().map(|c| c.id),
+            header: share.header,
+            target: share.target.to_le_bytes(),
+            work: share.work,
+        };
+        let credit = match self.broker.committer.credit(record).await {
+            Ok(credit) => credit,
+            Err(error) => {
+                tracing::error!("share not credited: {error:#}");
+                return Replies::error(
+                    ErrorCode::Internal,
+                    "the share could not be recorded; nothing was credited",
+                    false,
+                );
+            }
+        };
+        let Credit::Credited { progress } = credit else {
+            return rejected(ErrorCode::Duplicate);
+        };
+        metrics::share_accepted(share.work);
+        let mut replies = Replies::one(ServerMessage::Accepted {
+            job: job_id.to_owned(),
+            nonce: nonce.to_owned(),
+            work: Work(share.work),
+        });
+        if let (Some(progress), Some(content)) = (progress, &open.content) {
+            replies.messages.push(ServerMessage::Progress(Progress {
+                content: content.key.clone(),
+                done: Work(progress.done),
+                required: Work(progress.required),
+            }));
+        }
+        if let Some(work) = open.work.record(share.work) {
+            let job = open
+                .work
+                .issue(self.broker.jobs.as_ref(), work)
+                .to_message();
+            replies.messages.push(ServerMessage::Job(job));
+        }
+        replies
+    }
+}
+
+fn describe(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::BadJson => "the frame is not valid JSON",
+        ErrorCode::BinaryFrame => "binary frames are not part of the protocol",
+        ErrorCode::FrameTooLarge => "the frame is too large",
+        ErrorCode::UnknownType => "unknown message type",
+        ErrorCode::BadField => "a field is missing or has the wrong type",
+        ErrorCode::HelloRequired => "send hello first",
+        _ => "request refused",
+    }
+}

@@ -1,0 +1,320 @@
+//! The work layer: where jobs come from, how each session's share target follows its hash rate
+//! (vardiff), and how every share is verified.
+//!
+//! [`JobSource`] is the seam the Stratum upstream plugs into: the session layer asks it for header
+//! templates and never knows whether they are synthetic (gate mode) or real block templates.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use minepass::baseline::sha256d;
+use minepass::protocol::{self, ErrorCode, WorkMode};
+use minepass::target::Target;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A source of 80-byte header templates, one distinct template per request, so that no two sessions
+/// ever search the same header.
+pub trait JobSource: Send + Sync + 'static {
+    /// The kind of work this source hands out.
+    fn mode(&self) -> WorkMode;
+    /// A fresh header template (nonce bytes zero) for a session.
+    fn template(&self, session: &str) -> [u8; 80];
+}
+
+/// Gate mode: synthetic headers from a per-broker secret, a session id and a counter. Proof of work for
+/// unlocks only; no coin is mined.
+pub struct GateJobs {
+    secret: [u8; 32],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl GateJobs {
+    pub fn new() -> GateJobs {
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        GateJobs {
+            secret,
+            counter: Default::default(),
+        }
+    }
+}
+
+impl Default for GateJobs {
+    fn default() -> Self {
+        GateJobs::new()
+    }
+}
+
+impl JobSource for GateJobs {
+    fn mode(&self) -> WorkMode {
+        WorkMode::Gate
+    }
+
+    fn template(&self, session: &str) -> [u8; 80] {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut header = [0u8; 80];
+        header[..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
+        // "prev hash" and "merkle root" are keyed hashes of (session, counter): unique and unpredictable.
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(session.as_bytes());
+        h.update(n.to_le_bytes());
+        let a = h.finalize();
+        header[4..36].copy_from_slice(&a);
+        header[36..68].copy_from_slice(&Sha256::digest(a));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        header[68..72].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
+        header[72..76].copy_from_slice(&0x1d00_ffffu32.to_le_bytes());
+        header
+    }
+}
+
+/// Vardiff settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Vardiff {
+    /// The share interval to aim at.
+    pub interval: Duration,
+    /// Smallest and largest work per share.
+    pub min_work: u128,
+    pub max_work: u128,
+}
+
+impl Vardiff {
+    /// Work per share for a client hashing at `hashrate` per second: rate × interval, rounded down to a
+    /// power of two (so targets are simple and retargets are at least 2×), clamped.
+    pub fn work_for(&self, hashrate: u128) -> u128 {
+        let ideal = hashrate.saturating_mul(self.interval.as_millis()) / 1000;
+        let clamped = ideal.clamp(self.min_work, self.max_work);
+        1u128 << (127 - clamped.leading_zeros())
+    }
+}
+
+/// A job handed to a session.
+#[derive(Debug, Clone)]
+pub struct IssuedJob {
+    pub id: String,
+    pub header: [u8; 80],
+    pub target: Target,
+    pub work: u128,
+}
+
+impl IssuedJob {
+    pub fn to_message(&self) -> protocol::Job {
+        protocol::Job {
+            id: self.id.clone(),
+            header: hex::encode(self.header),
+            target: hex::encode(self.target.to_le_bytes()),
+            work: protocol::Work(self.work),
+        }
+    }
+}
+
+/// A share that passed verification.
+#[derive(Debug, Clone)]
+pub struct VerifiedShare {
+    pub job_id: String,
+    pub nonce: u32,
+    pub header: [u8; 80],
+    pub target: Target,
+    pub work: u128,
+}
+
+/// How many recent jobs still accept shares: the current one and the one it replaced, so shares in
+/// flight across a retarget are not lost.
+const LIVE_JOBS: usize = 2;
+
+/// One session's jobs, duplicate filter and hash-rate estimate.
+pub struct SessionWork {
+    session: String,
+    vardiff: Vardiff,
+    counter: u64,
+    live: VecDeque<IssuedJob>,
+    /// Ids of jobs that no longer accept shares (bounded: the oldest are forgotten).
+    retired: VecDeque<String>,
+    seen: HashSet<(String, u32)>,
+    window_start: Instant,
+    window_work: u128,
+    window_shares: u32,
+}
+
+impl SessionWork {
+    pub fn new(session: String, vardiff: Vardiff) -> SessionWork {
+        SessionWork {
+            session,
+            vardiff,
+            counter: 0,
+            live: VecDeque::new(),
+            retired: VecDeque::new(),
+            seen: HashSet::new(),
+            window_start: Instant::now(),
+            window_work: 0,
+            window_shares: 0,
+        }
+    }
+
+    /// The session id this work belongs to (with its per-connection part).
+    pub fn id(&self) -> &str {
+        &self.session
+    }
+
+    /// Issues a new job at `work` per share from `source`; the oldest live job retires.
+    pub fn issue(&mut self, source: &dyn JobSource, work: u128) -> &IssuedJob {
+        self.counter += 1;
+        let job = IssuedJob {
+            id: format!("{}.{}", self.session, self.counter),
+            header: source.template(&self.session),
+            target: Target::from_expected_hashes(work),
+            work,
+        };
+        self.live.push_back(job);
+        while self.live.len() > LIVE_JOBS {
+            let old = self.live.pop_front().expect("non-empty");
+            self.seen.retain(|(id, _)| id != &old.id);
+            self.retired.push_back(old.id);
+            if self.retired.len() > 64 {
+                self.retired.pop_front();
+            }
+        }
+        self.live.back().expect("just pushed")
+    }
+
+    /// Checks a submitted share: the job is live, the nonce is new for it, and sha256d of the header
+    /// with that nonce is at or below the job's target. Nothing changes when it fails.
+    pub fn verify(&mut self, job_id: &str, nonce_hex: &str) -> Result<VerifiedShare, ErrorCode> {
+        let nonce = protocol::parse_nonce(nonce_hex)?;
+        let Some(job) = self.live.iter().find(|j| j.id == job_id) else {
+            return Err(if self.retired.iter().any(|id| id == job_id) {
+                ErrorCode::StaleJob
+            } else {
+                ErrorCode::UnknownJob
+            });
+        };
+        if self.seen.contains(&(job.id.clone(), nonce)) {
+            return Err(ErrorCode::Duplicate);
+        }
+        let mut header = job.header;
+        header[76..].copy_from_slice(&nonce.to_le_bytes());
+        if !job.target.is_met_by(&sha256d(&header)) {
+            return Err(ErrorCode::AboveTarget);
+        }
+        let share = VerifiedShare {
+            job_id: job.id.clone(),
+            nonce,
+            header,
+            target: job.target,
+            work: job.work,
+        };
+        self.seen.insert((share.job_id.clone(), nonce));
+        Ok(share)
+    }
+
+    /// Records an accepted share; returns the work per share for a new job when the session's measured
+    /// rate is off the target interval by more than 2× (after at least 4 shares or 4 intervals).
+    pub fn record(&mut self, work: u128) -> Option<u128> {
+        self.window_work += work;
+        self.window_shares += 1;
+        let elapsed = self.window_start.elapsed();
+        if self.window_shares < 4 && elapsed < self.vardiff.interval * 4 {
+            return None;
+        }
+        let rate = self.window_work * 1000 / elapsed.as_millis().max(1);
+        let next = self.vardiff.work_for(rate);
+        let current = self.live.back().map_or(next, |j| j.work);
+        self.window_start = Instant::now();
+        self.window_work = 0;
+        self.window_shares = 0;
+        (next >= current * 2 || next * 2 <= current).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minepass::kernel::Job;
+
+    fn vardiff() -> Vardiff {
+        Vardiff {
+            interval: Duration::from_secs(4),
+            min_work: 1 << 10,
+            max_work: 1 << 60,
+        }
+    }
+
+    fn find_share(job: &IssuedJob) -> u32 {
+        let kernel_job = Job::new(&job.header, job.target).unwrap();
+        let mut hits = Vec::new();
+        let mut start = 0u32;
+        while hits.is_empty() {
+            kernel_job.scan(start, 1 << 16, &mut hits).unwrap();
+            start += 1 << 16;
+        }
+        hits[0]
+    }
+
+    #[test]
+    fn work_per_share_follows_the_hash_rate_in_powers_of_two() {
+        let v = vardiff();
+        assert_eq!(v.work_for(1_000_000), 1 << 21); // 4 M hashes -> 2^21 (2,097,152 <= 4,000,000 < 2^22)
+        assert_eq!(v.work_for(0), 1 << 10);
+        assert_eq!(v.work_for(u128::MAX), 1 << 60);
+    }
+
+    #[test]
+    fn gate_templates_are_distinct_per_request() {
+        let source = GateJobs::new();
+        let a = source.template("s1");
+        let b = source.template("s1");
+        let c = source.template("s2");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(&a[76..], &[0; 4]);
+    }
+
+    #[test]
+    fn a_share_verifies_once_and_every_failure_has_its_code() {
+        let source = GateJobs::new();
+        let mut work = SessionWork::new("s".into(), vardiff());
+        let job = work.issue(&source, 1 << 12).clone();
+        let nonce = find_share(&job);
+        let hex = protocol::format_nonce(nonce);
+        assert_eq!(
+            work.verify(&job.id, "xyz").unwrap_err(),
+            ErrorCode::BadNonce
+        );
+        assert_eq!(
+            work.verify("s.99", &hex).unwrap_err(),
+            ErrorCode::UnknownJob
+        );
+        // A nonce whose hash is above the target (the neighbour of a share, almost surely).
+        let above = (0..).map(|i| nonce.wrapping_add(i + 1)).find(|&n| {
+            let mut h = job.header;
+            h[76..].copy_from_slice(&n.to_le_bytes());
+            !job.target.is_met_by(&sha256d(&h))
+        });
+        assert_eq!(
+            work.verify(&job.id, &protocol::format_nonce(above.unwrap()))
+                .unwrap_err(),
+            ErrorCode::AboveTarget
+        );
+        let share = work.verify(&job.id, &hex).unwrap();
+        assert_eq!(share.work, 1 << 12);
+        assert!(job.target.is_met_by(&sha256d(&share.header)));
+        assert_eq!(
+            work.verify(&job.id, &hex).unwrap_err(),
+            ErrorCode::Duplicate
+        );
+        // Two newer jobs retire this one: its shares are now stale.
+        work.issue(&source, 1 << 12);
+        assert_eq!(
+            work.verify(&job.id, &hex).unwrap_err(),
+            ErrorCode::Duplicate
+        );
+        work.issue(&source, 1 << 12);
+        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::StaleJob);
+    }
+}

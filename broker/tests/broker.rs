@@ -1,0 +1,269 @@
+//! Integration tests of the broker: the real server on a loopback port, driven by real WebSocket
+//! clients (tokio-tungstenite) that mine natively with the `minepass` kernel at low difficulty.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use minepass::kernel::Job;
+use minepass::protocol::{self, ErrorCode, ServerMessage};
+use minepass::target::Target;
+use minepass_broker::http::StaticDirs;
+use minepass_broker::ledger::Ledger;
+use minepass_broker::session::Broker;
+use minepass_broker::work::{GateJobs, Vardiff};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A broker on 127.0.0.1:0 with its own ledger directory, and a demo site with one content item.
+struct TestBroker {
+    address: SocketAddr,
+    ledger: Ledger,
+    site_key: String,
+    _data: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+const CONTENT_WORK: u128 = 1 << 16;
+
+impl TestBroker {
+    async fn start() -> TestBroker {
+        let data = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&data.path().join("ledger.sqlite"))
+            .await
+            .unwrap();
+        let site = ledger.add_site("Test site").await.unwrap();
+        ledger
+            .put_content(&site.key, "article", "Article", CONTENT_WORK)
+            .await
+            .unwrap();
+        // Tiny shares (2^12 hashes) so a test client finds one in about a millisecond.
+        let vardiff = Vardiff {
+            interval: Duration::from_millis(50),
+            min_work: 1 << 12,
+            max_work: 1 << 12,
+        };
+        let broker = Arc::new(Broker::new(
+            ledger.clone(),
+            Arc::new(GateJobs::new()),
+            vardiff,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let dirs = StaticDirs {
+            www: "www".into(),
+            pkg: "pkg".into(),
+        };
+        tokio::spawn(async move {
+            minepass_broker::run(listener, broker, &dirs, async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestBroker {
+            address,
+            ledger,
+            site_key: site.key,
+            _data: data,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    async fn connect(&self) -> Socket {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address))
+            .await
+            .unwrap();
+        socket
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+fn hello(site: &str, user: &str, content: Option<&str>) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut hello = json!({
+        "type": "hello", "v": 1, "site": site, "user": user,
+        "consent": {"id": "consent-1", "given_at": now - 1000, "expires_at": now + 86_400_000},
+        "client": {"threads": 2, "simd": false, "hashrate": 1000},
+    });
+    if let Some(content) = content {
+        hello["content"] = json!(content);
+    }
+    hello
+}
+
+async fn send(socket: &mut Socket, value: &Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn recv(socket: &mut Socket) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("broker answers")
+            .unwrap()
+            .unwrap();
+        match frame {
+            Message::Text(text) => {
+                return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Mines a job natively from nonce position `from`, one position at a time so that no share is
+/// skipped; returns the first nonce that meets the job's target and the position after it.
+fn mine_from(job: &protocol::Job, from: u32) -> (u32, u32) {
+    let header = hex::decode(&job.header).unwrap();
+    let target = Target::from_le_bytes(&hex::decode(&job.target).unwrap()).unwrap();
+    let kernel = Job::new(&header, target).unwrap();
+    let mut hits = Vec::new();
+    let mut position = from;
+    while hits.is_empty() {
+        kernel.scan(position, 1, &mut hits).unwrap();
+        position += 1;
+    }
+    (hits[0], position)
+}
+
+fn mine(job: &protocol::Job) -> u32 {
+    mine_from(job, 0).0
+}
+
+async fn open_session(broker: &TestBroker, user: &str) -> (Socket, protocol::Job) {
+    let mut socket = broker.connect().await;
+    send(&mut socket, &hello(&broker.site_key, user, Some("article"))).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else {
+        panic!("expected welcome")
+    };
+    assert_eq!(welcome.v, protocol::PROTOCOL_VERSION);
+    assert_eq!(welcome.progress.len(), 1);
+    let ServerMessage::Job(job) = recv(&mut socket).await else {
+        panic!("expected job")
+    };
+    (socket, job)
+}
+
+#[tokio::test]
+async fn hello_job_shares_progress_until_the_quota_is_met() {
+    let broker = TestBroker::start().await;
+    let (mut socket, job) = open_session(&broker, "alice").await;
+    assert_eq!(job.work.0, 1 << 12);
+    let mut credited = 0u128;
+    let mut position = 0;
+    while credited < CONTENT_WORK {
+        let (found, next) = mine_from(&job, position);
+        position = next;
+        let nonce = protocol::format_nonce(found);
+        send(
+            &mut socket,
+            &json!({"type": "submit", "job": job.id, "nonce": nonce}),
+        )
+        .await;
+        match recv(&mut socket).await {
+            ServerMessage::Accepted {
+                work,
+                nonce: echoed,
+                ..
+            } => {
+                assert_eq!(echoed, nonce);
+                credited += work.0;
+            }
+            other => panic!("expected accepted, got {other:?}"),
+        }
+        let ServerMessage::Progress(progress) = recv(&mut socket).await else {
+            panic!("expected progress")
+        };
+        assert_eq!(progress.content, "article");
+        assert_eq!(progress.done.0, credited);
+        assert_eq!(progress.required.0, CONTENT_WORK);
+        // Every accepted share is already durable: the ledger agrees before we send the next one.
+        assert_eq!(broker.ledger.share_totals().await.unwrap().1, credited);
+    }
+    assert_eq!(credited, CONTENT_WORK);
+}
+
+#[tokio::test]
+async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
+    let broker = TestBroker::start().await;
+    let (mut socket, job) = open_session(&broker, "bob").await;
+    let nonce = mine(&job);
+    let good = protocol::format_nonce(nonce);
+    let mut expect = async |submit: Value, code: ErrorCode| {
+        send(&mut socket, &submit).await;
+        match recv(&mut socket).await {
+            ServerMessage::Rejected { code: got, .. } => assert_eq!(got, code, "{submit}"),
+            other => panic!("{submit}: expected rejected {code}, got {other:?}"),
+        }
+    };
+    expect(
+        json!({"type": "submit", "job": job.id, "nonce": "zzzzzzzz"}),
+        ErrorCode::BadNonce,
+    )
+    .await;
+    expect(
+        json!({"type": "submit", "job": "nope.1", "nonce": good}),
+        ErrorCode::UnknownJob,
+    )
+    .await;
+    let above = (1..).map(|i| nonce.wrapping_add(i)).find(|&n| {
+        let mut header = hex::decode(&job.header).unwrap();
+        header[76..].copy_from_slice(&n.to_le_bytes());
+        let target = Target::from_le_bytes(&hex::decode(&job.target).unwrap()).unwrap();
+        !target.is_met_by(&minepass::baseline::sha256d(&header))
+    });
+    expect(
+        json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(above.unwrap())}),
+        ErrorCode::AboveTarget,
+    )
+    .await;
+    assert_eq!(
+        broker.ledger.share_totals().await.unwrap(),
+        (0, 0),
+        "nothing credited by bad shares"
+    );
+    send(
+        &mut socket,
+        &json!({"type": "submit", "job": job.id, "nonce": good}),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut socket).await,
+        ServerMessage::Accepted { .. }
+    ));
+    let _progress = recv(&mut socket).await;
+    let mut expect = async |submit: Value, code: ErrorCode| {
+        send(&mut socket, &submit).await;
+        match recv(&mut socket).await {
+            ServerMessage::Rejected { code: got, .. } => assert_eq!(got, code, "{submit}"),
+            other => panic!("{submit}: expected rejected {code}, got {other:?}"),
+        }
+    };
+    expect(
+        json!({"type": "submit", "job": job.id, "nonce": good}),
+        ErrorCode::Duplicate,
+    )
+    .await;
+    assert_eq!(broker.ledger.share_totals().await.unwrap(), (1, 1 << 12));
+}

@@ -1,0 +1,424 @@
+//! The broker's WebSocket protocol: JSON text frames, one message per frame, tagged by `type`.
+//!
+//! These types are the single definition used by the broker (native) and the SDK (wasm), so the two
+//! cannot drift. `docs/PROTOCOL.md` shows an example of every message and every error code.
+//!
+//! Integers that can exceed 2^53 (work in expected hashes, a `u128`) travel as decimal strings, since
+//! JavaScript numbers would round them. Hashes, headers and targets travel as lower-case hex.
+
+use core::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The protocol version this crate speaks; `hello.v` must equal it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the broker accepts, in bytes. Every valid client message is far smaller.
+pub const MAX_FRAME_BYTES: usize = 4096;
+
+/// Work as expected hashes, an exact integer (serialised as a decimal string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Work(pub u128);
+
+impl Serialize for Work {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Work {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Work, D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(serde::de::Error::custom("work must be a decimal string"));
+        }
+        text.parse().map(Work).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A message from the SDK to the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// First message of every connection (and of a resumed one).
+    Hello(Hello),
+    /// A nonce the client found for a job.
+    Submit(Submit),
+    /// Keep-alive; the broker answers `pong` with the same `t`.
+    Ping {
+        /// Any value the client chooses (typically a timestamp in ms).
+        t: u64,
+    },
+}
+
+/// `hello`: who is mining, for which site, under which consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    /// Protocol version: must be [`PROTOCOL_VERSION`].
+    pub v: u32,
+    /// The publisher's public site key.
+    pub site: String,
+    /// The publisher's id for this visitor (1-128 printable characters).
+    pub user: String,
+    /// The consent record the SDK holds; without one the broker hands out no work.
+    pub consent: Consent,
+    /// The content item this visitor is unlocking (`<minepass-gate content="…">`), if any: shares of
+    /// the session count toward its quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Facts about the client, used for the first share target.
+    pub client: ClientInfo,
+    /// A resume token from an earlier `welcome`, to continue that session after a reconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+}
+
+/// The visitor's consent as the SDK recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Random id of the consent record (kept by the SDK, logged by the broker).
+    pub id: String,
+    /// When consent was given, Unix time in milliseconds.
+    pub given_at: u64,
+    /// When it lapses, Unix time in milliseconds.
+    pub expires_at: u64,
+}
+
+/// What the client reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInfo {
+    /// Worker threads the SDK runs.
+    pub threads: u32,
+    /// Whether the simd128 kernel is in use.
+    pub simd: bool,
+    /// Measured hashes per second over all threads, if known (the broker sizes the first share with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashrate: Option<u64>,
+}
+
+/// `submit`: a share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    /// The job id from `job`.
+    pub job: String,
+    /// The header nonce (little-endian `u32` at bytes 76..80) as 8 hex digits of its value.
+    pub nonce: String,
+}
+
+/// A message from the broker to the SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// Answer to `hello`: the session is open.
+    Welcome(Welcome),
+    /// Work to do; replaces any earlier job.
+    Job(Job),
+    /// A share was verified and durably credited.
+    Accepted {
+        /// The share's job.
+        job: String,
+        /// The share's nonce, as submitted.
+        nonce: String,
+        /// Work credited for it.
+        work: Work,
+    },
+    /// A share was refused; nothing was credited.
+    Rejected {
+        /// The share's job (as submitted).
+        job: String,
+        /// The share's nonce (as submitted).
+        nonce: String,
+        /// Why.
+        code: ErrorCode,
+    },
+    /// Credited work toward one content item's quota.
+    Progress(Progress),
+    /// A quota was met: a signed token the publisher verifies.
+    Unlock {
+        /// The content item.
+        content: String,
+        /// The unlock token (a JWT, EdDSA).
+        token: String,
+    },
+    /// A protocol error. `fatal` errors are followed by the broker closing the connection.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+        /// Whether the broker closes the connection after this message.
+        fatal: bool,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The client's `t`.
+        t: u64,
+    },
+}
+
+/// `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Welcome {
+    /// Protocol version the broker speaks.
+    pub v: u32,
+    /// Session id (for logs and support).
+    pub session: String,
+    /// Token to send as `hello.resume` after a reconnect.
+    pub resume: String,
+    /// Where the work comes from.
+    pub mode: WorkMode,
+    /// The share interval the broker aims at, in milliseconds.
+    pub share_interval_ms: u64,
+    /// Current progress toward every content item of the site.
+    pub progress: Vec<Progress>,
+}
+
+/// Where jobs come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkMode {
+    /// Synthetic headers: proof of work for unlocks only, no coin is mined.
+    Gate,
+    /// Real block templates from an upstream pool.
+    Pool,
+}
+
+/// `job`: an 80-byte header template and a share target. The client owns the whole 32-bit nonce space
+/// of the header (headers are unique per session) and splits it among its workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Job id, echoed by `submit`.
+    pub id: String,
+    /// The header, 160 hex digits; its nonce bytes are zero.
+    pub header: String,
+    /// The share target, 64 hex digits of its 32 little-endian bytes (the digest's byte order).
+    pub target: String,
+    /// Expected hashes per share at this target.
+    pub work: Work,
+}
+
+/// Credited work toward one content item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Content item id.
+    pub content: String,
+    /// Work credited so far.
+    pub done: Work,
+    /// Work the item requires.
+    pub required: Work,
+}
+
+/// Every error and rejection code. Stable strings: clients and docs match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame was not valid JSON.
+    BadJson,
+    /// A binary frame was sent; the protocol is text only.
+    BinaryFrame,
+    /// The frame exceeded [`MAX_FRAME_BYTES`].
+    FrameTooLarge,
+    /// The `type` is not one this version knows.
+    UnknownType,
+    /// A field is missing, mistyped or out of range.
+    BadField,
+    /// `hello.v` is not [`PROTOCOL_VERSION`].
+    UnsupportedVersion,
+    /// The site key is unknown.
+    UnknownSite,
+    /// The site exists but is disabled.
+    SiteDisabled,
+    /// The consent record is missing, malformed or expired.
+    ConsentRequired,
+    /// A message other than `hello` or `ping` arrived before `hello`.
+    HelloRequired,
+    /// A second `hello` on an open session.
+    AlreadyHello,
+    /// The nonce is not 8 hex digits.
+    BadNonce,
+    /// The share's hash is above its job's target.
+    AboveTarget,
+    /// The same nonce was already submitted for this job.
+    Duplicate,
+    /// The job was replaced and no longer accepts shares.
+    StaleJob,
+    /// No such job in this session.
+    UnknownJob,
+    /// Too many messages too fast.
+    RateLimited,
+    /// Too many connections from one address.
+    TooManyConnections,
+    /// The broker failed; nothing was credited. Retry later.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code's wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::UnknownSite => "unknown_site",
+            ErrorCode::SiteDisabled => "site_disabled",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::AlreadyHello => "already_hello",
+            ErrorCode::BadNonce => "bad_nonce",
+            ErrorCode::AboveTarget => "above_target",
+            ErrorCode::Duplicate => "duplicate",
+            ErrorCode::StaleJob => "stale_job",
+            ErrorCode::UnknownJob => "unknown_job",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a `submit.nonce`: exactly 8 hex digits.
+pub fn parse_nonce(text: &str) -> Result<u32, ErrorCode> {
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ErrorCode::BadNonce);
+    }
+    u32::from_str_radix(text, 16).map_err(|_| ErrorCode::BadNonce)
+}
+
+/// Formats a header nonce for `submit.nonce`.
+pub fn format_nonce(nonce: u32) -> String {
+    format!("{nonce:08x}")
+}
+
+/// Why a text frame is not a [`ClientMessage`]: distinguishes bad JSON, unknown types and bad fields.
+pub fn classify_client_frame(text: &str) -> Result<ClientMessage, ErrorCode> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ErrorCode::FrameTooLarge);
+    }
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) => Ok(message),
+        Err(_) => {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
+            match value.get("type").and_then(|t| t.as_str()) {
+                Some("hello" | "submit" | "ping") => Err(ErrorCode::BadField),
+                Some(_) => Err(ErrorCode::UnknownType),
+                None => Err(ErrorCode::BadField),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn work_travels_as_a_decimal_string_beyond_2_pow_53() {
+        let job = Job {
+            id: "j1".into(),
+            header: "00".repeat(80),
+            target: "ff".repeat(32),
+            work: Work(u128::MAX),
+        };
+        let json = serde_json::to_string(&ServerMessage::Job(job.clone())).unwrap();
+        assert!(json.contains(r#""type":"job""#), "{json}");
+        assert!(
+            json.contains(r#""work":"340282366920938463463374607431768211455""#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&json).unwrap(),
+            ServerMessage::Job(job)
+        );
+        assert!(serde_json::from_str::<Work>(r#""12a""#).is_err());
+        assert!(serde_json::from_str::<Work>("12").is_err());
+        assert!(serde_json::from_str::<Work>(r#""""#).is_err());
+    }
+
+    #[test]
+    fn client_frames_are_classified_by_what_is_wrong() {
+        let hello = r#"{"type":"hello","v":1,"site":"s","user":"u","consent":{"id":"c","given_at":1,"expires_at":2},"client":{"threads":2,"simd":true}}"#;
+        assert!(matches!(
+            classify_client_frame(hello),
+            Ok(ClientMessage::Hello(_))
+        ));
+        assert_eq!(classify_client_frame("{nope"), Err(ErrorCode::BadJson));
+        assert_eq!(
+            classify_client_frame(r#"{"type":"mine"}"#),
+            Err(ErrorCode::UnknownType)
+        );
+        assert_eq!(
+            classify_client_frame(r#"{"type":"submit","job":"j"}"#),
+            Err(ErrorCode::BadField)
+        );
+        assert_eq!(
+            classify_client_frame(r#"{"type":"ping","t":"soon"}"#),
+            Err(ErrorCode::BadField)
+        );
+        assert_eq!(
+            classify_client_frame(r#"{"job":"j"}"#),
+            Err(ErrorCode::BadField)
+        );
+        assert_eq!(classify_client_frame(r#"[1,2]"#), Err(ErrorCode::BadField));
+        let long = format!(
+            r#"{{"type":"ping","t":1,"pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(classify_client_frame(&long), Err(ErrorCode::FrameTooLarge));
+    }
+
+    #[test]
+    fn nonces_are_exactly_eight_hex_digits() {
+        assert_eq!(parse_nonce("7c2bac1d"), Ok(0x7c2b_ac1d));
+        assert_eq!(parse_nonce(&format_nonce(0x0000_00ff)), Ok(0xff));
+        for bad in [
+            "",
+            "7c2bac1",
+            "7c2bac1d0",
+            "+c2bac1d",
+            "7c2bac1g",
+            " 7c2bac1",
+        ] {
+            assert_eq!(parse_nonce(bad), Err(ErrorCode::BadNonce), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_codes_serialise_as_their_documented_strings() {
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::AboveTarget,
+            ErrorCode::TooManyConnections,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+}
