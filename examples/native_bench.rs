@@ -29,10 +29,7 @@ fn measure(duration: Duration, mut scan: impl FnMut(u32, u32)) -> f64 {
 }
 
 fn main() {
-    let seconds: f64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let duration = Duration::from_secs_f64(seconds);
     let header: [u8; 80] = std::array::from_fn(|i| (i as u8).wrapping_mul(151).wrapping_add(7));
     let target = Target::DIFF1;
@@ -46,9 +43,7 @@ fn main() {
     });
     std::hint::black_box(&hits);
     let sha_ni = has_sha_ni();
-    println!(
-        "{{\"sha2_mhs\":{sha2_mhs:.3},\"scalar_kernel_mhs\":{kernel_mhs:.3},\"sha_ni\":{sha_ni}}}"
-    );
+    println!("{{\"sha2_mhs\":{sha2_mhs:.3},\"scalar_kernel_mhs\":{kernel_mhs:.3},\"sha_ni\":{sha_ni}}}");
 }
 
 /// Whether the CPU has the SHA extensions the native sha2 backend uses.

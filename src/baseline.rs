@@ -11,16 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::target::Target;
 
 /// SHA-256 initial state.
-pub const IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
+pub const IV: [u32; 8] =
+    [0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19];
 
 /// sha256d of any message: `SHA256(SHA256(message))`, in digest byte order.
 pub fn sha256d(message: &[u8]) -> [u8; 32] {
@@ -48,11 +40,7 @@ impl Sha2Scan {
         tail[..16].copy_from_slice(&header[64..80]);
         tail[16] = 0x80;
         tail[56..].copy_from_slice(&640u64.to_be_bytes());
-        Sha2Scan {
-            midstate: midstate(header),
-            tail,
-            target,
-        }
+        Sha2Scan { midstate: midstate(header), tail, target }
     }
 
     /// Hashes nonces `start .. start + count` (wrapping) and appends those that meet the target.
@@ -108,10 +96,7 @@ mod tests {
                 expected.push(nonce);
             }
         }
-        assert!(
-            expected.len() > 100,
-            "target too hard for a meaningful test"
-        );
+        assert!(expected.len() > 100, "target too hard for a meaningful test");
         assert_eq!(hits, expected);
     }
 }

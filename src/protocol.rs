@@ -320,8 +320,7 @@ pub fn classify_client_frame(text: &str) -> Result<ClientMessage, ErrorCode> {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(message) => Ok(message),
         Err(_) => {
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
+            let value: serde_json::Value = serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
             match value.get("type").and_then(|t| t.as_str()) {
                 Some("hello" | "submit" | "ping") => Err(ErrorCode::BadField),
                 Some(_) => Err(ErrorCode::UnknownType),
@@ -339,22 +338,12 @@ mod tests {
 
     #[test]
     fn work_travels_as_a_decimal_string_beyond_2_pow_53() {
-        let job = Job {
-            id: "j1".into(),
-            header: "00".repeat(80),
-            target: "ff".repeat(32),
-            work: Work(u128::MAX),
-        };
+        let job =
+            Job { id: "j1".into(), header: "00".repeat(80), target: "ff".repeat(32), work: Work(u128::MAX) };
         let json = serde_json::to_string(&ServerMessage::Job(job.clone())).unwrap();
         assert!(json.contains(r#""type":"job""#), "{json}");
-        assert!(
-            json.contains(r#""work":"340282366920938463463374607431768211455""#),
-            "{json}"
-        );
-        assert_eq!(
-            serde_json::from_str::<ServerMessage>(&json).unwrap(),
-            ServerMessage::Job(job)
-        );
+        assert!(json.contains(r#""work":"340282366920938463463374607431768211455""#), "{json}");
+        assert_eq!(serde_json::from_str::<ServerMessage>(&json).unwrap(), ServerMessage::Job(job));
         assert!(serde_json::from_str::<Work>(r#""12a""#).is_err());
         assert!(serde_json::from_str::<Work>("12").is_err());
         assert!(serde_json::from_str::<Work>(r#""""#).is_err());
@@ -363,32 +352,14 @@ mod tests {
     #[test]
     fn client_frames_are_classified_by_what_is_wrong() {
         let hello = r#"{"type":"hello","v":1,"site":"s","user":"u","consent":{"id":"c","given_at":1,"expires_at":2},"client":{"threads":2,"simd":true}}"#;
-        assert!(matches!(
-            classify_client_frame(hello),
-            Ok(ClientMessage::Hello(_))
-        ));
+        assert!(matches!(classify_client_frame(hello), Ok(ClientMessage::Hello(_))));
         assert_eq!(classify_client_frame("{nope"), Err(ErrorCode::BadJson));
-        assert_eq!(
-            classify_client_frame(r#"{"type":"mine"}"#),
-            Err(ErrorCode::UnknownType)
-        );
-        assert_eq!(
-            classify_client_frame(r#"{"type":"submit","job":"j"}"#),
-            Err(ErrorCode::BadField)
-        );
-        assert_eq!(
-            classify_client_frame(r#"{"type":"ping","t":"soon"}"#),
-            Err(ErrorCode::BadField)
-        );
-        assert_eq!(
-            classify_client_frame(r#"{"job":"j"}"#),
-            Err(ErrorCode::BadField)
-        );
+        assert_eq!(classify_client_frame(r#"{"type":"mine"}"#), Err(ErrorCode::UnknownType));
+        assert_eq!(classify_client_frame(r#"{"type":"submit","job":"j"}"#), Err(ErrorCode::BadField));
+        assert_eq!(classify_client_frame(r#"{"type":"ping","t":"soon"}"#), Err(ErrorCode::BadField));
+        assert_eq!(classify_client_frame(r#"{"job":"j"}"#), Err(ErrorCode::BadField));
         assert_eq!(classify_client_frame(r#"[1,2]"#), Err(ErrorCode::BadField));
-        let long = format!(
-            r#"{{"type":"ping","t":1,"pad":"{}"}}"#,
-            "x".repeat(MAX_FRAME_BYTES)
-        );
+        let long = format!(r#"{{"type":"ping","t":1,"pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(classify_client_frame(&long), Err(ErrorCode::FrameTooLarge));
     }
 
@@ -396,29 +367,15 @@ mod tests {
     fn nonces_are_exactly_eight_hex_digits() {
         assert_eq!(parse_nonce("7c2bac1d"), Ok(0x7c2b_ac1d));
         assert_eq!(parse_nonce(&format_nonce(0x0000_00ff)), Ok(0xff));
-        for bad in [
-            "",
-            "7c2bac1",
-            "7c2bac1d0",
-            "+c2bac1d",
-            "7c2bac1g",
-            " 7c2bac1",
-        ] {
+        for bad in ["", "7c2bac1", "7c2bac1d0", "+c2bac1d", "7c2bac1g", " 7c2bac1"] {
             assert_eq!(parse_nonce(bad), Err(ErrorCode::BadNonce), "{bad:?}");
         }
     }
 
     #[test]
     fn error_codes_serialise_as_their_documented_strings() {
-        for code in [
-            ErrorCode::BadJson,
-            ErrorCode::AboveTarget,
-            ErrorCode::TooManyConnections,
-        ] {
-            assert_eq!(
-                serde_json::to_string(&code).unwrap(),
-                format!("\"{}\"", code.as_str())
-            );
+        for code in [ErrorCode::BadJson, ErrorCode::AboveTarget, ErrorCode::TooManyConnections] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }
     }
 }

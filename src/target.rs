@@ -88,11 +88,7 @@ impl Target {
     }
 
     fn nonzero(value: U256) -> Result<Target, TargetError> {
-        if value.is_zero() {
-            Err(TargetError::Zero)
-        } else {
-            Ok(Target(value))
-        }
+        if value.is_zero() { Err(TargetError::Zero) } else { Ok(Target(value)) }
     }
 
     /// Decodes Bitcoin's compact `nbits`: `mantissa · 256^(exponent − 3)` with a 23-bit mantissa.
@@ -150,11 +146,7 @@ impl Target {
         let divisor = U256::from(hashes);
         let (quotient, remainder) = U256::MAX.div_mod(divisor);
         // floor(2^256 / h) is one more than floor((2^256 − 1) / h) exactly when h divides 2^256.
-        let floor = if remainder == divisor - U256::one() {
-            quotient + U256::one()
-        } else {
-            quotient
-        };
+        let floor = if remainder == divisor - U256::one() { quotient + U256::one() } else { quotient };
         Target(floor - U256::one())
     }
 
@@ -167,11 +159,7 @@ impl Target {
         // floor(2^256 / (T+1)) == floor((2^256 − 1 − T) / (T+1)) + 1, computed without 2^256.
         let divisor = self.0 + U256::one();
         let quotient = (U256::MAX - self.0) / divisor + U256::one();
-        if quotient.bits() > 128 {
-            u128::MAX
-        } else {
-            quotient.low_u128()
-        }
+        if quotient.bits() > 128 { u128::MAX } else { quotient.low_u128() }
     }
 
     /// The most significant 32 bits, which is what the kernels compare against before a full check.
@@ -232,20 +220,11 @@ mod tests {
 
     #[test]
     fn compact_rejects_negative_and_overflow_and_zero() {
-        assert_eq!(
-            Target::from_compact(0x1d80_ffff),
-            Err(TargetError::InvalidCompact)
-        );
-        assert_eq!(
-            Target::from_compact(0x2300_ffff),
-            Err(TargetError::InvalidCompact)
-        );
+        assert_eq!(Target::from_compact(0x1d80_ffff), Err(TargetError::InvalidCompact));
+        assert_eq!(Target::from_compact(0x2300_ffff), Err(TargetError::InvalidCompact));
         assert_eq!(Target::from_compact(0x1d00_0000), Err(TargetError::Zero));
         assert_eq!(Target::from_compact(0x0100_0012), Err(TargetError::Zero));
-        assert_eq!(
-            Target::from_compact(0x0300_0012).unwrap().as_u256(),
-            U256::from(0x12)
-        );
+        assert_eq!(Target::from_compact(0x0300_0012).unwrap().as_u256(), U256::from(0x12));
     }
 
     #[test]
@@ -259,10 +238,7 @@ mod tests {
         let d1000 = Target::from_difficulty(1000).unwrap().expected_hashes();
         assert!(d1000 / 1000 >= 4_295_032_833 - 1 && d1000 / 1000 <= 4_295_032_834);
         // Targets at or below 2^128 saturate instead of wrapping.
-        assert_eq!(
-            Target::from_u256(U256::one()).unwrap().expected_hashes(),
-            u128::MAX
-        );
+        assert_eq!(Target::from_u256(U256::one()).unwrap().expected_hashes(), u128::MAX);
     }
 
     #[test]
@@ -270,8 +246,7 @@ mod tests {
         let mut rng = Rng::new(7);
         for case in 0..2000 {
             let bits = rng.below(100) + 1;
-            let hashes =
-                (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (128 - bits);
+            let hashes = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (128 - bits);
             let hashes = hashes.max(1);
             let target = Target::from_expected_hashes(hashes);
             let back = target.expected_hashes();
@@ -279,19 +254,13 @@ mod tests {
             assert!(back >= hashes, "case {case}: {hashes} -> {back}");
             if let Some(next) = target.as_u256().checked_add(U256::one()) {
                 let next = Target::from_u256(next).unwrap();
-                assert!(
-                    next.expected_hashes() < hashes,
-                    "case {case}: target not the largest"
-                );
+                assert!(next.expected_hashes() < hashes, "case {case}: target not the largest");
             }
         }
         assert_eq!(Target::from_expected_hashes(0), Target::MAX);
         assert_eq!(Target::from_expected_hashes(1), Target::MAX);
         assert_eq!(Target::from_expected_hashes(2).expected_hashes(), 2);
-        assert_eq!(
-            Target::from_expected_hashes(1 << 32).expected_hashes(),
-            1 << 32
-        );
+        assert_eq!(Target::from_expected_hashes(1 << 32).expected_hashes(), 1 << 32);
     }
 
     #[test]
@@ -299,10 +268,7 @@ mod tests {
         let t = Target::from_compact(0x1a44_b9f2).unwrap();
         assert_eq!(Target::from_le_bytes(&t.to_le_bytes()), Ok(t));
         assert_eq!(Target::from_le_bytes(&[0; 32]), Err(TargetError::Zero));
-        assert_eq!(
-            Target::from_le_bytes(&[1; 31]),
-            Err(TargetError::Length(31))
-        );
+        assert_eq!(Target::from_le_bytes(&[1; 31]), Err(TargetError::Length(31)));
         assert_eq!(Target::from_difficulty(0), Err(TargetError::ZeroDifficulty));
     }
 

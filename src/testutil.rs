@@ -38,8 +38,5 @@ impl Rng {
 /// Decodes a hex string from a test vector; panics on malformed input, which is a bug in the test.
 pub fn hex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd-length hex");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
 }

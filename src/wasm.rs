@@ -23,10 +23,7 @@ impl Scanner {
     pub fn new(header: &[u8], target: &[u8]) -> Result<Scanner, JsError> {
         let target = Target::from_le_bytes(target).map_err(|e| JsError::new(&e.to_string()))?;
         let job = Job::new(header, target).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Scanner {
-            job,
-            hits: Vec::with_capacity(16),
-        })
+        Ok(Scanner { job, hits: Vec::with_capacity(16) })
     }
 
     /// Scans nonce positions `start .. start + count` with the build's best kernel and returns
@@ -69,17 +66,11 @@ impl Sha2Scanner {
     /// Same arguments as [`Scanner::new`].
     #[wasm_bindgen(constructor)]
     pub fn new(header: &[u8], target: &[u8]) -> Result<Sha2Scanner, JsError> {
-        let header: &[u8; HEADER_LEN] = header.try_into().map_err(|_| {
-            JsError::new(&format!(
-                "header must be {HEADER_LEN} bytes, got {}",
-                header.len()
-            ))
-        })?;
+        let header: &[u8; HEADER_LEN] = header
+            .try_into()
+            .map_err(|_| JsError::new(&format!("header must be {HEADER_LEN} bytes, got {}", header.len())))?;
         let target = Target::from_le_bytes(target).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Sha2Scanner {
-            scan: Sha2Scan::new(header, target),
-            hits: Vec::new(),
-        })
+        Ok(Sha2Scanner { scan: Sha2Scan::new(header, target), hits: Vec::new() })
     }
 
     /// Hashes header nonces `start .. start + count` (wrapping); returns `{hashes, nonces}`.
@@ -96,8 +87,7 @@ impl Sha2Scanner {
 fn scan_report(hashes: u64, nonces: &[u32]) -> Result<Object, JsError> {
     let report = Object::new();
     let set = |key: &str, value: &JsValue| {
-        Reflect::set(&report, &JsValue::from_str(key), value)
-            .map_err(|_| JsError::new("cannot build report"))
+        Reflect::set(&report, &JsValue::from_str(key), value).map_err(|_| JsError::new("cannot build report"))
     };
     set("hashes", &JsValue::from_f64(hashes as f64))?;
     set("nonces", &Uint32Array::from(nonces).into())?;

@@ -44,10 +44,7 @@ const BLOCKS: [Block; 4] = [
 ];
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 #[test]
@@ -66,11 +63,7 @@ fn kernels_find_each_block_nonce_under_its_own_target() {
         let nbits = u32::from_le_bytes(header[72..76].try_into().unwrap());
         let nonce = u32::from_le_bytes(header[76..80].try_into().unwrap());
         let target = Target::from_compact(nbits).unwrap();
-        assert!(
-            target.is_met_by(&sha256d(&header)),
-            "block {}",
-            block.height
-        );
+        assert!(target.is_met_by(&sha256d(&header)), "block {}", block.height);
 
         // Blank the nonce: the kernel must find it again, and nothing else, in a window around it.
         let mut template = header.clone();
@@ -82,13 +75,7 @@ fn kernels_find_each_block_nonce_under_its_own_target() {
         for kernel in Kernel::available() {
             let mut hits = Vec::new();
             job.scan_with(kernel, start, 10_007, &mut hits).unwrap();
-            assert_eq!(
-                hits,
-                [nonce],
-                "block {} with the {} kernel",
-                block.height,
-                kernel.name()
-            );
+            assert_eq!(hits, [nonce], "block {} with the {} kernel", block.height, kernel.name());
             assert_eq!(job.header_at(position).to_vec(), header);
         }
     }

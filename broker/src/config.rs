@@ -25,6 +25,9 @@ pub struct ServeOptions {
     /// Directory of the wasm build output [default: ./pkg].
     #[arg(long, env = "MINEPASS_PKG")]
     pub pkg: Option<PathBuf>,
+    /// The broker's public URL, the `iss` of its tokens [default: http://<listen>].
+    #[arg(long, env = "MINEPASS_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Share interval vardiff aims at, in milliseconds [default: 4000].
     #[arg(long, env = "MINEPASS_SHARE_INTERVAL_MS")]
     pub share_interval_ms: Option<u64>,
@@ -37,31 +40,28 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub www: PathBuf,
     pub pkg: PathBuf,
+    pub public_url: String,
     pub share_interval: Duration,
 }
 
 impl ServeOptions {
     /// Reads a TOML file of the same keys (kebab-case), e.g. `listen = "127.0.0.1:9000"`.
     pub fn from_file(path: &Path) -> Result<ServeOptions> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// Flags and environment win over the file; defaults fill the rest.
     pub fn resolve(self, file: ServeOptions) -> ServeConfig {
+        let listen = self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
         ServeConfig {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or(([127, 0, 0, 1], 8080).into()),
+            listen,
+            public_url: self.public_url.or(file.public_url).unwrap_or_else(|| format!("http://{listen}")),
             data: self.data.or(file.data).unwrap_or_else(|| "data".into()),
             www: self.www.or(file.www).unwrap_or_else(|| "www".into()),
             pkg: self.pkg.or(file.pkg).unwrap_or_else(|| "pkg".into()),
             share_interval: Duration::from_millis(
-                self.share_interval_ms
-                    .or(file.share_interval_ms)
-                    .unwrap_or(4000),
+                self.share_interval_ms.or(file.share_interval_ms).unwrap_or(4000),
             ),
         }
     }
@@ -75,17 +75,11 @@ mod tests {
     fn flags_win_over_the_file_and_defaults_fill_the_rest() {
         let file: ServeOptions =
             toml::from_str("listen = \"127.0.0.1:9000\"\nshare-interval-ms = 2000\n").unwrap();
-        let flags = ServeOptions {
-            share_interval_ms: Some(1000),
-            ..Default::default()
-        };
+        let flags = ServeOptions { share_interval_ms: Some(1000), ..Default::default() };
         let config = flags.resolve(file);
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.share_interval, Duration::from_millis(1000));
         assert_eq!(config.data, PathBuf::from("data"));
-        assert!(
-            toml::from_str::<ServeOptions>("lisen = \"x\"").is_err(),
-            "typos in the file are errors"
-        );
+        assert!(toml::from_str::<ServeOptions>("lisen = \"x\"").is_err(), "typos in the file are errors");
     }
 }

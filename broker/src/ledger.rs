@@ -87,10 +87,7 @@ pub struct ContentProgress {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn random_token(prefix: &str, bytes: usize) -> String {
@@ -104,8 +101,7 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 fn parse_work(text: &str) -> Result<u128> {
-    text.parse()
-        .with_context(|| format!("corrupt work value {text:?} in the ledger"))
+    text.parse().with_context(|| format!("corrupt work value {text:?} in the ledger"))
 }
 
 impl Ledger {
@@ -120,32 +116,21 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("applying ledger migrations")?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await.context("applying ledger migrations")?;
         Ok(Ledger { pool })
     }
 
     /// Creates a site with a fresh key and secret.
     pub async fn add_site(&self, name: &str) -> Result<NewSite> {
-        let site = NewSite {
-            key: random_token("site_", 12),
-            secret: random_token("secret_", 32),
-        };
-        sqlx::query(
-            "INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&site.key)
-        .bind(name)
-        .bind(hash_secret(&site.secret))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let site = NewSite { key: random_token("site_", 12), secret: random_token("secret_", 32) };
+        sqlx::query("INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&site.key)
+            .bind(name)
+            .bind(hash_secret(&site.secret))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(site)
     }
 
@@ -157,9 +142,7 @@ impl Ledger {
         title: &str,
         required: u128,
     ) -> Result<()> {
-        let Some(site) = self.site_by_key(site_key).await? else {
-            bail!("no site with key {site_key}")
-        };
+        let Some(site) = self.site_by_key(site_key).await? else { bail!("no site with key {site_key}") };
         if required == 0 {
             bail!("required work must be positive");
         }
@@ -197,12 +180,7 @@ impl Ledger {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Site {
-                id: r.get(0),
-                key: r.get(1),
-                name: r.get(2),
-                enabled: r.get::<i64, _>(3) != 0,
-            })
+            .map(|r| Site { id: r.get(0), key: r.get(1), name: r.get(2), enabled: r.get::<i64, _>(3) != 0 })
             .collect())
     }
 
@@ -219,32 +197,27 @@ impl Ledger {
     }
 
     pub async fn content(&self, site_id: i64) -> Result<Vec<Content>> {
-        let rows = sqlx::query("SELECT id, content_key, title, required_work FROM content WHERE site_id = ? ORDER BY id")
-            .bind(site_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, content_key, title, required_work FROM content WHERE site_id = ? ORDER BY id",
+        )
+        .bind(site_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|r| {
-                Ok(Content {
-                    id: r.get(0),
-                    key: r.get(1),
-                    title: r.get(2),
-                    required: parse_work(r.get(3))?,
-                })
+                Ok(Content { id: r.get(0), key: r.get(1), title: r.get(2), required: parse_work(r.get(3))? })
             })
             .collect()
     }
 
     /// The ledger id of a site's user, created on first sight.
     pub async fn user_id(&self, site_id: i64, external_id: &str) -> Result<i64> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)",
-        )
-        .bind(site_id)
-        .bind(external_id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)")
+            .bind(site_id)
+            .bind(external_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         let row = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
             .bind(site_id)
             .bind(external_id)
@@ -259,21 +232,76 @@ impl Ledger {
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|r| Ok((r.get(0), parse_work(r.get(1))?)))
-            .collect()
+        rows.into_iter().map(|r| Ok((r.get(0), parse_work(r.get(1))?))).collect()
     }
 
     /// Number of shares and total credited work in the share log (for tests and status).
     pub async fn share_totals(&self) -> Result<(u64, u128)> {
-        let rows = sqlx::query("SELECT work FROM shares")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query("SELECT work FROM shares").fetch_all(&self.pool).await?;
         let mut total = 0u128;
         for row in &rows {
             total += parse_work(row.get(0))?;
         }
         Ok((rows.len() as u64, total))
+    }
+
+    /// The site whose secret this is, if any (secrets are compared by their SHA-256).
+    pub async fn site_by_secret(&self, secret: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT id, site_key, name, enabled FROM sites WHERE secret_hash = ?")
+            .bind(hash_secret(secret))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Site {
+            id: r.get(0),
+            key: r.get(1),
+            name: r.get(2),
+            enabled: r.get::<i64, _>(3) != 0,
+        }))
+    }
+
+    /// Signing keys as (kid, seed, created_at, retired_at), oldest first.
+    pub async fn signing_keys(&self) -> Result<Vec<(String, [u8; 32], i64, Option<i64>)>> {
+        let rows = sqlx::query(
+            "SELECT kid, seed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let seed: Vec<u8> = r.get(1);
+                let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("corrupt signing key"))?;
+                Ok((r.get(0), seed, r.get(2), r.get(3)))
+            })
+            .collect()
+    }
+
+    /// Makes `kid` the active signing key and retires the previous one (it stays published until
+    /// the tokens it signed have expired).
+    pub async fn rotate_signing_key(&self, kid: &str, seed: &[u8; 32]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO signing_keys (kid, seed, created_at) VALUES (?, ?, ?)")
+            .bind(kid)
+            .bind(&seed[..])
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that a token was verified; false if it already had been (single use).
+    pub async fn consume_token(&self, jti: &str, site_id: i64) -> Result<bool> {
+        let done = sqlx::query("INSERT OR IGNORE INTO token_uses (jti, site_id, used_at) VALUES (?, ?, ?)")
+            .bind(jti)
+            .bind(site_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Writes a batch of shares in one transaction and returns what each one credited.
@@ -316,17 +344,13 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
         .fetch_one(&mut **tx)
         .await?;
     let required = parse_work(required.get(0))?;
-    let before =
-        sqlx::query("SELECT work, unlocked_at FROM progress WHERE user_id = ? AND content_id = ?")
-            .bind(share.user_id)
-            .bind(content_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let before = sqlx::query("SELECT work, unlocked_at FROM progress WHERE user_id = ? AND content_id = ?")
+        .bind(share.user_id)
+        .bind(content_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     let (before_work, unlocked) = match before {
-        Some(row) => (
-            parse_work(row.get(0))?,
-            row.get::<Option<i64>, _>(1).is_some(),
-        ),
+        Some(row) => (parse_work(row.get(0))?, row.get::<Option<i64>, _>(1).is_some()),
         None => (0, false),
     };
     let done = before_work.saturating_add(share.work);
@@ -342,14 +366,7 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
     .bind(newly_unlocked.then(now_ms))
     .execute(&mut **tx)
     .await?;
-    Ok(Credit::Credited {
-        progress: Some(ContentProgress {
-            content_id,
-            done,
-            required,
-            newly_unlocked,
-        }),
-    })
+    Ok(Credit::Credited { progress: Some(ContentProgress { content_id, done, required, newly_unlocked }) })
 }
 
 /// One share waiting for its batch.
@@ -385,10 +402,7 @@ impl Committer {
                         }
                     }
                     Err(error) => {
-                        tracing::error!(
-                            "share batch of {} failed to commit: {error:#}",
-                            shares.len()
-                        );
+                        tracing::error!("share batch of {} failed to commit: {error:#}", shares.len());
                         for pending in batch.drain(..) {
                             let _ = pending.ack.send(Err(error.to_string()));
                         }
@@ -402,12 +416,7 @@ impl Committer {
     /// Queues a share and returns once its batch has committed (or failed: then nothing was credited).
     pub async fn credit(&self, share: ShareRecord) -> Result<Credit> {
         let (ack, done) = oneshot::channel();
-        self.queue
-            .send(Pending { share, ack })
-            .await
-            .map_err(|_| anyhow::anyhow!("committer stopped"))?;
-        done.await
-            .map_err(|_| anyhow::anyhow!("committer stopped"))?
-            .map_err(anyhow::Error::msg)
+        self.queue.send(Pending { share, ack }).await.map_err(|_| anyhow::anyhow!("committer stopped"))?;
+        done.await.map_err(|_| anyhow::anyhow!("committer stopped"))?.map_err(anyhow::Error::msg)
     }
 }

@@ -6,6 +6,8 @@
 //! - [`work`]: job sources (gate mode now, Stratum later), vardiff, share verification;
 //! - [`ledger`]: SQLite through sqlx, group commit.
 //!
+//! [`tokens`] (unlock JWTs, JWKS) is used by the session layer to issue and by the transport to verify.
+//!
 //! [`metrics`] is a leaf every layer may bump.
 
 pub mod config;
@@ -13,6 +15,7 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod session;
+pub mod tokens;
 pub mod work;
 
 use std::net::SocketAddr;
@@ -29,11 +32,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = http::app(broker, dirs);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

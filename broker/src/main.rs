@@ -10,6 +10,7 @@ use minepass_broker::config::ServeOptions;
 use minepass_broker::http::StaticDirs;
 use minepass_broker::ledger::Ledger;
 use minepass_broker::session::Broker;
+use minepass_broker::tokens::Tokens;
 use minepass_broker::work::{GateJobs, Vardiff};
 
 #[derive(Parser)]
@@ -37,6 +38,13 @@ enum Command {
         #[command(flatten)]
         options: ServeOptions,
     },
+    /// Manage the unlock-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
     /// Manage content items.
     Content {
         #[command(subcommand)]
@@ -59,6 +67,12 @@ enum SiteAction {
     Disable { key: String },
     /// Resume a disabled site.
     Enable { key: String },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Make a new active signing key; the old one stays in the JWKS until its tokens expire.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -108,16 +122,12 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Content {
-            action:
-                ContentAction::Add {
-                    site,
-                    id,
-                    title,
-                    work,
-                },
-            options,
-        } => {
+        Command::Keys { action: KeysAction::Rotate, options } => {
+            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            println!("new signing key: {}", minepass_broker::tokens::rotate(&ledger).await?);
+            Ok(())
+        }
+        Command::Content { action: ContentAction::Add { site, id, title, work }, options } => {
             let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
             ledger.put_content(&site, &id, &title, work).await?;
             println!("content {id} of {site} unlocks at {work} hashes");
@@ -130,24 +140,15 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file);
     let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
     ensure_demo_site(&ledger).await?;
-    let vardiff = Vardiff {
-        interval: config.share_interval,
-        min_work: 1 << 12,
-        max_work: 1 << 50,
-    };
-    let broker = Arc::new(Broker::new(ledger, Arc::new(GateJobs::new()), vardiff));
+    let vardiff = Vardiff { interval: config.share_interval, min_work: 1 << 12, max_work: 1 << 50 };
+    let tokens = Tokens::load(&ledger, config.public_url.clone()).await?;
+    let broker = Arc::new(Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    println!(
-        "MinePass broker listening on http://{address}/ (ledger in {})",
-        config.data.display()
-    );
-    let dirs = StaticDirs {
-        www: config.www,
-        pkg: config.pkg,
-    };
+    println!("MinePass broker listening on http://{address}/ (ledger in {})", config.data.display());
+    let dirs = StaticDirs { www: config.www, pkg: config.pkg };
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
 }
 
@@ -158,14 +159,7 @@ async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
     }
     let site = ledger.add_site("Demo publisher").await?;
     // 2^28 hashes: about 20-40 s for a laptop browser with the simd kernel on a few threads.
-    ledger
-        .put_content(
-            &site.key,
-            "demo-article",
-            "The second half of the demo article",
-            1 << 28,
-        )
-        .await?;
+    ledger.put_content(&site.key, "demo-article", "The second half of the demo article", 1 << 28).await?;
     println!(
         "Created the demo site.\n  site key:    {}\n  site secret: {} (shown once)",
         site.key, site.secret

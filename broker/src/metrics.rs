@@ -55,10 +55,7 @@ pub fn commit_latency(elapsed: Duration, shares: usize) {
 pub fn render() -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };
     metric(
         "minepass_connections_open",
@@ -84,12 +81,7 @@ pub fn render() -> String {
         "Expected hashes of accepted shares; the hash rate is rate() of this.",
         &WORK_ACCEPTED_LOW.load(Relaxed),
     );
-    metric(
-        "minepass_ledger_commits_total",
-        "counter",
-        "Share batches committed.",
-        &COMMITS.load(Relaxed),
-    );
+    metric("minepass_ledger_commits_total", "counter", "Share batches committed.", &COMMITS.load(Relaxed));
     metric(
         "minepass_ledger_commit_seconds_sum",
         "counter",
@@ -102,17 +94,10 @@ pub fn render() -> String {
         "Shares written by committed batches.",
         &COMMITTED_SHARES.load(Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "# HELP minepass_shares_rejected_total Shares rejected, by reason."
-    );
+    let _ = writeln!(out, "# HELP minepass_shares_rejected_total Shares rejected, by reason.");
     let _ = writeln!(out, "# TYPE minepass_shares_rejected_total counter");
     for (code, count) in REJECT_CODES.iter().zip(&REJECTED) {
-        let _ = writeln!(
-            out,
-            "minepass_shares_rejected_total{{reason=\"{code}\"}} {}",
-            count.load(Relaxed)
-        );
+        let _ = writeln!(out, "minepass_shares_rejected_total{{reason=\"{code}\"}} {}", count.load(Relaxed));
     }
     out
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ledger::{Committer, Content, Credit, Ledger, ShareRecord, Site, now_ms};
 use crate::metrics;
+use crate::tokens::Tokens;
 use crate::work::{JobSource, SessionWork, Vardiff};
 
 /// State shared by every session.
@@ -20,29 +21,27 @@ pub struct Broker {
     pub committer: Committer,
     pub jobs: Arc<dyn JobSource>,
     pub vardiff: Vardiff,
+    pub tokens: Tokens,
     /// Key for resume tokens.
     resume_key: [u8; 32],
 }
 
 impl Broker {
-    pub fn new(ledger: Ledger, jobs: Arc<dyn JobSource>, vardiff: Vardiff) -> Broker {
+    pub fn new(ledger: Ledger, jobs: Arc<dyn JobSource>, vardiff: Vardiff, tokens: Tokens) -> Broker {
         let committer = Committer::spawn(ledger.clone());
         let mut resume_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut resume_key);
-        Broker {
-            ledger,
-            committer,
-            jobs,
-            vardiff,
-            resume_key,
-        }
+        Broker { ledger, committer, jobs, vardiff, tokens, resume_key }
+    }
+
+    fn unlock(&self, site: &Site, user: &str, content: &Content, work: u128) -> ServerMessage {
+        let (token, claims) = self.tokens.issue(user, &site.key, &content.key, work);
+        tracing::info!(site = %site.key, user, content = %content.key, jti = %claims.jti, "content unlocked");
+        ServerMessage::Unlock { content: content.key.clone(), token }
     }
 
     fn resume_token(&self, session: &str) -> String {
-        let mac = Sha256::new()
-            .chain_update(self.resume_key)
-            .chain_update(session.as_bytes())
-            .finalize();
+        let mac = Sha256::new().chain_update(self.resume_key).chain_update(session.as_bytes()).finalize();
         format!("{session}.{}", hex::encode(&mac[..16]))
     }
 
@@ -63,19 +62,12 @@ pub struct Replies {
 
 impl Replies {
     fn one(message: ServerMessage) -> Replies {
-        Replies {
-            messages: vec![message],
-            close: false,
-        }
+        Replies { messages: vec![message], close: false }
     }
 
     fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Replies {
         Replies {
-            messages: vec![ServerMessage::Error {
-                code,
-                message: message.into(),
-                fatal,
-            }],
+            messages: vec![ServerMessage::Error { code, message: message.into(), fatal }],
             close: fatal,
         }
     }
@@ -83,6 +75,7 @@ impl Replies {
 
 struct Open {
     site: Site,
+    user: String,
     user_id: i64,
     content: Option<Content>,
     work: SessionWork,
@@ -123,11 +116,7 @@ impl Session {
 
     /// Binary frames are not part of the protocol.
     pub fn on_binary(&mut self) -> Replies {
-        Replies::error(
-            ErrorCode::BinaryFrame,
-            describe(ErrorCode::BinaryFrame),
-            false,
-        )
+        Replies::error(ErrorCode::BinaryFrame, describe(ErrorCode::BinaryFrame), false)
     }
 
     async fn hello(&mut self, hello: Hello) -> Result<Replies, Replies> {
@@ -138,14 +127,8 @@ impl Session {
                 &format!("this broker speaks protocol {PROTOCOL_VERSION}"),
             ));
         }
-        if hello.user.is_empty()
-            || hello.user.len() > 128
-            || hello.user.chars().any(char::is_control)
-        {
-            return Err(fatal(
-                ErrorCode::BadField,
-                "user must be 1-128 printable characters",
-            ));
+        if hello.user.is_empty() || hello.user.len() > 128 || hello.user.chars().any(char::is_control) {
+            return Err(fatal(ErrorCode::BadField, "user must be 1-128 printable characters"));
         }
         if hello.client.threads == 0 || hello.client.threads > 1024 {
             return Err(fatal(ErrorCode::BadField, "client.threads must be 1-1024"));
@@ -165,58 +148,30 @@ impl Session {
             tracing::error!("hello failed: {e:#}");
             fatal(ErrorCode::Internal, "the broker could not open the session")
         };
-        let site = match self
-            .broker
-            .ledger
-            .site_by_key(&hello.site)
-            .await
-            .map_err(internal)?
-        {
+        let site = match self.broker.ledger.site_by_key(&hello.site).await.map_err(internal)? {
             None => return Err(fatal(ErrorCode::UnknownSite, "no site has this key")),
             Some(site) if !site.enabled => {
                 return Err(fatal(ErrorCode::SiteDisabled, "this site is disabled"));
             }
             Some(site) => site,
         };
-        let contents = self
-            .broker
-            .ledger
-            .content(site.id)
-            .await
-            .map_err(internal)?;
+        let contents = self.broker.ledger.content(site.id).await.map_err(internal)?;
         let content = match &hello.content {
             None => None,
             Some(key) => match contents.iter().find(|c| &c.key == key) {
                 Some(c) => Some(c.clone()),
                 None => {
-                    return Err(fatal(
-                        ErrorCode::BadField,
-                        "content is not an item of this site",
-                    ));
+                    return Err(fatal(ErrorCode::BadField, "content is not an item of this site"));
                 }
             },
         };
-        let user_id = self
-            .broker
-            .ledger
-            .user_id(site.id, &hello.user)
-            .await
-            .map_err(internal)?;
-        let done = self
-            .broker
-            .ledger
-            .progress(user_id)
-            .await
-            .map_err(internal)?;
-        let progress = contents
+        let user_id = self.broker.ledger.user_id(site.id, &hello.user).await.map_err(internal)?;
+        let done = self.broker.ledger.progress(user_id).await.map_err(internal)?;
+        let progress: Vec<Progress> = contents
             .iter()
             .map(|c| Progress {
                 content: c.key.clone(),
-                done: Work(
-                    done.iter()
-                        .find(|(id, _)| *id == c.id)
-                        .map_or(0, |(_, w)| *w),
-                ),
+                done: Work(done.iter().find(|(id, _)| *id == c.id).map_or(0, |(_, w)| *w)),
                 required: Work(c.required),
             })
             .collect();
@@ -229,15 +184,9 @@ impl Session {
         // Job ids must never repeat, even for a resumed session: add a per-connection part.
         let connection = hex::encode(rand::random::<[u8; 3]>());
         let mut work = SessionWork::new(format!("{session}.{connection}"), self.broker.vardiff);
-        let hashrate = hello
-            .client
-            .hashrate
-            .unwrap_or(u64::from(hello.client.threads) * 1_000_000);
+        let hashrate = hello.client.hashrate.unwrap_or(u64::from(hello.client.threads) * 1_000_000);
         let job = work
-            .issue(
-                self.broker.jobs.as_ref(),
-                self.broker.vardiff.work_for(u128::from(hashrate)),
-            )
+            .issue(self.broker.jobs.as_ref(), self.broker.vardiff.work_for(u128::from(hashrate)))
             .to_message();
         let welcome = Welcome {
             v: PROTOCOL_VERSION,
@@ -248,33 +197,25 @@ impl Session {
             progress,
         };
         tracing::info!(site = %site.key, user = %hello.user, %session, consent = %consent.id, "session opened");
-        self.open = Some(Open {
-            site,
-            user_id,
-            content,
-            work,
-        });
-        Ok(Replies {
-            messages: vec![ServerMessage::Welcome(welcome), ServerMessage::Job(job)],
-            close: false,
-        })
+        let mut messages = vec![ServerMessage::Welcome(welcome), ServerMessage::Job(job)];
+        // Already unlocked (an earlier visit, or a reconnect that missed the unlock): a fresh token.
+        if let Some(content) = &content {
+            let done = done.iter().find(|(id, _)| *id == content.id).map_or(0, |(_, w)| *w);
+            if done >= content.required {
+                messages.push(self.broker.unlock(&site, &hello.user, content, done));
+            }
+        }
+        self.open = Some(Open { site, user: hello.user, user_id, content, work });
+        Ok(Replies { messages, close: false })
     }
 
     async fn submit(&mut self, job_id: &str, nonce: &str) -> Replies {
         let Some(open) = self.open.as_mut() else {
-            return Replies::error(
-                ErrorCode::HelloRequired,
-                describe(ErrorCode::HelloRequired),
-                false,
-            );
+            return Replies::error(ErrorCode::HelloRequired, describe(ErrorCode::HelloRequired), false);
         };
         let rejected = |code: ErrorCode| {
             metrics::share_rejected(code);
-            Replies::one(ServerMessage::Rejected {
-                job: job_id.to_owned(),
-                nonce: nonce.to_owned(),
-                code,
-            })
+            Replies::one(ServerMessage::Rejected { job: job_id.to_owned(), nonce: nonce.to_owned(), code })
         };
         let share = match open.work.verify(job_id, nonce) {
             Ok(share) => share,
@@ -317,12 +258,12 @@ impl Session {
                 done: Work(progress.done),
                 required: Work(progress.required),
             }));
+            if progress.newly_unlocked {
+                replies.messages.push(self.broker.unlock(&open.site, &open.user, content, progress.done));
+            }
         }
         if let Some(work) = open.work.record(share.work) {
-            let job = open
-                .work
-                .issue(self.broker.jobs.as_ref(), work)
-                .to_message();
+            let job = open.work.issue(self.broker.jobs.as_ref(), work).to_message();
             replies.messages.push(ServerMessage::Job(job));
         }
         replies

@@ -33,10 +33,7 @@ impl GateJobs {
     pub fn new() -> GateJobs {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
-        GateJobs {
-            secret,
-            counter: Default::default(),
-        }
+        GateJobs { secret, counter: Default::default() }
     }
 }
 
@@ -52,9 +49,7 @@ impl JobSource for GateJobs {
     }
 
     fn template(&self, session: &str) -> [u8; 80] {
-        let n = self
-            .counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut header = [0u8; 80];
         header[..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
         // "prev hash" and "merkle root" are keyed hashes of (session, counter): unique and unpredictable.
@@ -65,9 +60,7 @@ impl JobSource for GateJobs {
         let a = h.finalize();
         header[4..36].copy_from_slice(&a);
         header[36..68].copy_from_slice(&Sha256::digest(a));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         header[68..72].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
         header[72..76].copy_from_slice(&0x1d00_ffffu32.to_le_bytes());
         header
@@ -202,13 +195,8 @@ impl SessionWork {
         if !job.target.is_met_by(&sha256d(&header)) {
             return Err(ErrorCode::AboveTarget);
         }
-        let share = VerifiedShare {
-            job_id: job.id.clone(),
-            nonce,
-            header,
-            target: job.target,
-            work: job.work,
-        };
+        let share =
+            VerifiedShare { job_id: job.id.clone(), nonce, header, target: job.target, work: job.work };
         self.seen.insert((share.job_id.clone(), nonce));
         Ok(share)
     }
@@ -238,11 +226,7 @@ mod tests {
     use minepass::kernel::Job;
 
     fn vardiff() -> Vardiff {
-        Vardiff {
-            interval: Duration::from_secs(4),
-            min_work: 1 << 10,
-            max_work: 1 << 60,
-        }
+        Vardiff { interval: Duration::from_secs(4), min_work: 1 << 10, max_work: 1 << 60 }
     }
 
     fn find_share(job: &IssuedJob) -> u32 {
@@ -282,14 +266,8 @@ mod tests {
         let job = work.issue(&source, 1 << 12).clone();
         let nonce = find_share(&job);
         let hex = protocol::format_nonce(nonce);
-        assert_eq!(
-            work.verify(&job.id, "xyz").unwrap_err(),
-            ErrorCode::BadNonce
-        );
-        assert_eq!(
-            work.verify("s.99", &hex).unwrap_err(),
-            ErrorCode::UnknownJob
-        );
+        assert_eq!(work.verify(&job.id, "xyz").unwrap_err(), ErrorCode::BadNonce);
+        assert_eq!(work.verify("s.99", &hex).unwrap_err(), ErrorCode::UnknownJob);
         // A nonce whose hash is above the target (the neighbour of a share, almost surely).
         let above = (0..).map(|i| nonce.wrapping_add(i + 1)).find(|&n| {
             let mut h = job.header;
@@ -297,23 +275,16 @@ mod tests {
             !job.target.is_met_by(&sha256d(&h))
         });
         assert_eq!(
-            work.verify(&job.id, &protocol::format_nonce(above.unwrap()))
-                .unwrap_err(),
+            work.verify(&job.id, &protocol::format_nonce(above.unwrap())).unwrap_err(),
             ErrorCode::AboveTarget
         );
         let share = work.verify(&job.id, &hex).unwrap();
         assert_eq!(share.work, 1 << 12);
         assert!(job.target.is_met_by(&sha256d(&share.header)));
-        assert_eq!(
-            work.verify(&job.id, &hex).unwrap_err(),
-            ErrorCode::Duplicate
-        );
+        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
         // Two newer jobs retire this one: its shares are now stale.
         work.issue(&source, 1 << 12);
-        assert_eq!(
-            work.verify(&job.id, &hex).unwrap_err(),
-            ErrorCode::Duplicate
-        );
+        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
         work.issue(&source, 1 << 12);
         assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::StaleJob);
     }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use jwt_simple::prelude::*;
 use minepass::kernel::Job;
 use minepass::protocol::{self, ErrorCode, ServerMessage};
 use minepass::target::Target;
 use minepass_broker::http::StaticDirs;
 use minepass_broker::ledger::Ledger;
 use minepass_broker::session::Broker;
+use minepass_broker::tokens::Tokens;
 use minepass_broker::work::{GateJobs, Vardiff};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -25,6 +27,7 @@ struct TestBroker {
     address: SocketAddr,
     ledger: Ledger,
     site_key: String,
+    site_secret: String,
     _data: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -34,32 +37,17 @@ const CONTENT_WORK: u128 = 1 << 16;
 impl TestBroker {
     async fn start() -> TestBroker {
         let data = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&data.path().join("ledger.sqlite"))
-            .await
-            .unwrap();
+        let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
         let site = ledger.add_site("Test site").await.unwrap();
-        ledger
-            .put_content(&site.key, "article", "Article", CONTENT_WORK)
-            .await
-            .unwrap();
+        ledger.put_content(&site.key, "article", "Article", CONTENT_WORK).await.unwrap();
         // Tiny shares (2^12 hashes) so a test client finds one in about a millisecond.
-        let vardiff = Vardiff {
-            interval: Duration::from_millis(50),
-            min_work: 1 << 12,
-            max_work: 1 << 12,
-        };
-        let broker = Arc::new(Broker::new(
-            ledger.clone(),
-            Arc::new(GateJobs::new()),
-            vardiff,
-        ));
+        let vardiff = Vardiff { interval: Duration::from_millis(50), min_work: 1 << 12, max_work: 1 << 12 };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let tokens = Tokens::load(&ledger, format!("http://{address}")).await.unwrap();
+        let broker = Arc::new(Broker::new(ledger.clone(), Arc::new(GateJobs::new()), vardiff, tokens));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let dirs = StaticDirs {
-            www: "www".into(),
-            pkg: "pkg".into(),
-        };
+        let dirs = StaticDirs { www: "www".into(), pkg: "pkg".into() };
         tokio::spawn(async move {
             minepass_broker::run(listener, broker, &dirs, async {
                 let _ = stop.await;
@@ -71,15 +59,15 @@ impl TestBroker {
             address,
             ledger,
             site_key: site.key,
+            site_secret: site.secret,
             _data: data,
             shutdown: Some(shutdown),
         }
     }
 
     async fn connect(&self) -> Socket {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address))
-            .await
-            .unwrap();
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await.unwrap();
         socket
     }
 }
@@ -93,10 +81,7 @@ impl Drop for TestBroker {
 }
 
 fn hello(site: &str, user: &str, content: Option<&str>) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut hello = json!({
         "type": "hello", "v": 1, "site": site, "user": user,
         "consent": {"id": "consent-1", "given_at": now - 1000, "expires_at": now + 86_400_000},
@@ -109,10 +94,7 @@ fn hello(site: &str, user: &str, content: Option<&str>) -> Value {
 }
 
 async fn send(socket: &mut Socket, value: &Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
 }
 
 async fn recv(socket: &mut Socket) -> ServerMessage {
@@ -154,14 +136,10 @@ fn mine(job: &protocol::Job) -> u32 {
 async fn open_session(broker: &TestBroker, user: &str) -> (Socket, protocol::Job) {
     let mut socket = broker.connect().await;
     send(&mut socket, &hello(&broker.site_key, user, Some("article"))).await;
-    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else {
-        panic!("expected welcome")
-    };
+    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
     assert_eq!(welcome.v, protocol::PROTOCOL_VERSION);
     assert_eq!(welcome.progress.len(), 1);
-    let ServerMessage::Job(job) = recv(&mut socket).await else {
-        panic!("expected job")
-    };
+    let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
     (socket, job)
 }
 
@@ -176,25 +154,15 @@ async fn hello_job_shares_progress_until_the_quota_is_met() {
         let (found, next) = mine_from(&job, position);
         position = next;
         let nonce = protocol::format_nonce(found);
-        send(
-            &mut socket,
-            &json!({"type": "submit", "job": job.id, "nonce": nonce}),
-        )
-        .await;
+        send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": nonce})).await;
         match recv(&mut socket).await {
-            ServerMessage::Accepted {
-                work,
-                nonce: echoed,
-                ..
-            } => {
+            ServerMessage::Accepted { work, nonce: echoed, .. } => {
                 assert_eq!(echoed, nonce);
                 credited += work.0;
             }
             other => panic!("expected accepted, got {other:?}"),
         }
-        let ServerMessage::Progress(progress) = recv(&mut socket).await else {
-            panic!("expected progress")
-        };
+        let ServerMessage::Progress(progress) = recv(&mut socket).await else { panic!("expected progress") };
         assert_eq!(progress.content, "article");
         assert_eq!(progress.done.0, credited);
         assert_eq!(progress.required.0, CONTENT_WORK);
@@ -202,6 +170,105 @@ async fn hello_job_shares_progress_until_the_quota_is_met() {
         assert_eq!(broker.ledger.share_totals().await.unwrap().1, credited);
     }
     assert_eq!(credited, CONTENT_WORK);
+    let ServerMessage::Unlock { content, token } = recv(&mut socket).await else { panic!("expected unlock") };
+    assert_eq!(content, "article");
+
+    // A publisher verifies the token with an independent JWT library, from the JWKS alone.
+    let http = reqwest::Client::new();
+    let jwks: Value = http
+        .get(format!("http://{}/.well-known/jwks.json", broker.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = &jwks["keys"][0];
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str(), jwk["alg"].as_str()),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    let x =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jwk["x"].as_str().unwrap())
+            .unwrap();
+    let key = Ed25519PublicKey::from_bytes(&x).unwrap();
+    let options = VerificationOptions {
+        allowed_audiences: Some(HashSet::from_strings(&[&broker.site_key])),
+        allowed_issuers: Some(HashSet::from_strings(&[format!("http://{}", broker.address)])),
+        ..Default::default()
+    };
+    let claims = key
+        .verify_token::<ContentClaims>(&token, Some(options))
+        .expect("independent library accepts the token");
+    assert_eq!(claims.subject.as_deref(), Some("alice"));
+    assert_eq!(claims.custom.content, "article");
+    assert_eq!(claims.custom.work, CONTENT_WORK.to_string());
+    assert!(claims.jwt_id.is_some());
+    let wrong = VerificationOptions {
+        allowed_audiences: Some(HashSet::from_strings(&["site_other"])),
+        ..Default::default()
+    };
+    assert!(key.verify_token::<ContentClaims>(&token, Some(wrong)).is_err());
+
+    // Then consumes it once through the verify API.
+    let verify = |secret: &str| {
+        http.post(format!("http://{}/api/v1/tokens/verify", broker.address))
+            .bearer_auth(secret)
+            .json(&json!({ "token": token }))
+            .send()
+    };
+    let unauthorized = verify("secret_wrong").await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let first: Value = verify(&broker.site_secret).await.unwrap().json().await.unwrap();
+    assert_eq!(first["ok"], json!(true), "{first}");
+    assert_eq!(first["claims"]["sub"], json!("alice"));
+    let second: Value = verify(&broker.site_secret).await.unwrap().json().await.unwrap();
+    assert_eq!(second, json!({"ok": false, "error": "already_used"}));
+
+    // Coming back later: the progress is durable and a fresh token is issued at hello.
+    drop(socket);
+    let mut again = broker.connect().await;
+    send(&mut again, &hello(&broker.site_key, "alice", Some("article"))).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut again).await else { panic!("expected welcome") };
+    assert_eq!(welcome.progress[0].done.0, CONTENT_WORK);
+    assert!(matches!(recv(&mut again).await, ServerMessage::Job(_)));
+    let ServerMessage::Unlock { token: fresh, .. } = recv(&mut again).await else {
+        panic!("expected unlock")
+    };
+    assert_ne!(fresh, token);
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContentClaims {
+    content: String,
+    work: String,
+}
+
+#[tokio::test]
+async fn a_token_for_another_site_fails_the_verify_api_with_wrong_audience() {
+    let broker = TestBroker::start().await;
+    let other = broker.ledger.add_site("Other").await.unwrap();
+    broker.ledger.put_content(&other.key, "article", "Other article", 1 << 12).await.unwrap();
+    let mut socket = broker.connect().await;
+    send(&mut socket, &hello(&other.key, "carol", Some("article"))).await;
+    let _welcome = recv(&mut socket).await;
+    let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
+    send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(mine(&job))}))
+        .await;
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Progress(_)));
+    let ServerMessage::Unlock { token, .. } = recv(&mut socket).await else { panic!("expected unlock") };
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/tokens/verify", broker.address))
+        .bearer_auth(&broker.site_secret)
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"ok": false, "error": "wrong_audience"}));
 }
 
 #[tokio::test]
@@ -217,16 +284,8 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
             other => panic!("{submit}: expected rejected {code}, got {other:?}"),
         }
     };
-    expect(
-        json!({"type": "submit", "job": job.id, "nonce": "zzzzzzzz"}),
-        ErrorCode::BadNonce,
-    )
-    .await;
-    expect(
-        json!({"type": "submit", "job": "nope.1", "nonce": good}),
-        ErrorCode::UnknownJob,
-    )
-    .await;
+    expect(json!({"type": "submit", "job": job.id, "nonce": "zzzzzzzz"}), ErrorCode::BadNonce).await;
+    expect(json!({"type": "submit", "job": "nope.1", "nonce": good}), ErrorCode::UnknownJob).await;
     let above = (1..).map(|i| nonce.wrapping_add(i)).find(|&n| {
         let mut header = hex::decode(&job.header).unwrap();
         header[76..].copy_from_slice(&n.to_le_bytes());
@@ -238,20 +297,9 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
         ErrorCode::AboveTarget,
     )
     .await;
-    assert_eq!(
-        broker.ledger.share_totals().await.unwrap(),
-        (0, 0),
-        "nothing credited by bad shares"
-    );
-    send(
-        &mut socket,
-        &json!({"type": "submit", "job": job.id, "nonce": good}),
-    )
-    .await;
-    assert!(matches!(
-        recv(&mut socket).await,
-        ServerMessage::Accepted { .. }
-    ));
+    assert_eq!(broker.ledger.share_totals().await.unwrap(), (0, 0), "nothing credited by bad shares");
+    send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": good})).await;
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
     let _progress = recv(&mut socket).await;
     let mut expect = async |submit: Value, code: ErrorCode| {
         send(&mut socket, &submit).await;
@@ -260,10 +308,6 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
             other => panic!("{submit}: expected rejected {code}, got {other:?}"),
         }
     };
-    expect(
-        json!({"type": "submit", "job": job.id, "nonce": good}),
-        ErrorCode::Duplicate,
-    )
-    .await;
+    expect(json!({"type": "submit", "job": job.id, "nonce": good}), ErrorCode::Duplicate).await;
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (1, 1 << 12));
 }

@@ -46,9 +46,7 @@ impl Kernel {
 
     /// Every kernel compiled into this build (the scalar one always).
     pub fn available() -> impl Iterator<Item = Kernel> {
-        [Kernel::Scalar, Kernel::Simd128]
-            .into_iter()
-            .filter(|k| k.is_available())
+        [Kernel::Scalar, Kernel::Simd128].into_iter().filter(|k| k.is_available())
     }
 
     /// Whether this build contains the kernel.
@@ -113,15 +111,10 @@ pub struct Job {
 impl Job {
     /// Prepares a search over `header` (its nonce bytes are ignored) for hashes `<= target`.
     pub fn new(header: &[u8], target: Target) -> Result<Job, KernelError> {
-        let header: [u8; HEADER_LEN] = header
-            .try_into()
-            .map_err(|_| KernelError::HeaderLength(header.len()))?;
+        let header: [u8; HEADER_LEN] =
+            header.try_into().map_err(|_| KernelError::HeaderLength(header.len()))?;
         let pre = rounds::Precomputed::new(baseline::midstate(&header), &header);
-        Ok(Job {
-            header,
-            target,
-            pre,
-        })
+        Ok(Job { header, target, pre })
     }
 
     /// The job's target.
@@ -169,10 +162,7 @@ impl Job {
     /// Full check of a kernel candidate with the independent `sha2` implementation.
     #[cold]
     fn check_candidate(&self, position: u32, hits: &mut Vec<u32>) {
-        if self
-            .target
-            .is_met_by(&baseline::sha256d(&self.header_at(position)))
-        {
+        if self.target.is_met_by(&baseline::sha256d(&self.header_at(position))) {
             hits.push(nonce_at(position));
         }
     }

@@ -77,17 +77,7 @@ pub(crate) struct State<L> {
 
 impl<L: Lanes> State<L> {
     pub fn from_words(s: [L; 8]) -> State<L> {
-        State {
-            a: s[0],
-            b: s[1],
-            c: s[2],
-            d: s[3],
-            e: s[4],
-            f: s[5],
-            g: s[6],
-            h: s[7],
-            bc: s[1] ^ s[2],
-        }
+        State { a: s[0], b: s[1], c: s[2], d: s[3], e: s[4], f: s[5], g: s[6], h: s[7], bc: s[1] ^ s[2] }
     }
 
     /// One full round; `kw` is `K[t] + W[t]`.
@@ -146,8 +136,7 @@ pub(crate) struct Precomputed {
 impl Precomputed {
     /// `header` is the 80-byte block header; its nonce bytes are ignored.
     pub fn new(midstate: [u32; 8], header: &[u8; 80]) -> Precomputed {
-        let word =
-            |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
+        let word = |i: usize| u32::from_be_bytes(header[64 + 4 * i..68 + 4 * i].try_into().unwrap());
         let w = [word(0), word(1), word(2)];
         let mut s = State::from_words(midstate.map(Wrapping));
         for (t, w) in w.into_iter().enumerate() {
@@ -158,10 +147,7 @@ impl Precomputed {
         let state3 = [s.a, s.b, s.c, s.d, s.e, s.f, s.g, s.h].map(|x| x.0);
 
         let w16 = w[0].sigma0_of(w[1]);
-        let w17 = LEN_80
-            .sigma1()
-            .wrapping_add(w[2].sigma0())
-            .wrapping_add(w[1]);
+        let w17 = LEN_80.sigma1().wrapping_add(w[2].sigma0()).wrapping_add(w[1]);
         Precomputed {
             midstate,
             state3,

@@ -8,8 +8,8 @@
 //! functions there, so this module has no `unsafe`.
 
 use core::arch::wasm32::{
-    i8x16_shuffle, i32x4_bitmask, u32x4, u32x4_add, u32x4_le, u32x4_shl, u32x4_shr, u32x4_splat,
-    v128, v128_and, v128_bitselect, v128_or, v128_xor,
+    i8x16_shuffle, i32x4_bitmask, u32x4, u32x4_add, u32x4_le, u32x4_shl, u32x4_shr, u32x4_splat, v128,
+    v128_and, v128_bitselect, v128_or, v128_xor,
 };
 use core::ops::{Add, BitAnd, BitXor};
 
@@ -73,8 +73,7 @@ pub(super) fn scan(job: &Job, start: u32, count: u32, hits: &mut Vec<u32>) {
     loop {
         let h7 = sha256d_h7(&job.pre, Quad(lanes)).0;
         // The hash is a little-endian integer: its top 32 bits are H7 byte-swapped.
-        let top_word =
-            i8x16_shuffle::<3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12>(h7, h7);
+        let top_word = i8x16_shuffle::<3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12>(h7, h7);
         let candidates = i32x4_bitmask(u32x4_le(top_word, top));
         if candidates != 0 {
             for lane in 0..4u32 {

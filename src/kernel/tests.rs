@@ -11,10 +11,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 fn brute_force(job: &Job, start: u32, count: u32) -> Vec<u32> {
     (0..count)
         .map(|i| start.wrapping_add(i))
-        .filter(|&p| {
-            job.target()
-                .is_met_by(&baseline::sha256d(&job.header_at(p)))
-        })
+        .filter(|&p| job.target().is_met_by(&baseline::sha256d(&job.header_at(p))))
         .map(nonce_at)
         .collect()
 }
@@ -59,10 +56,7 @@ fn kernels_equal_brute_force_on_random_jobs() {
             let mut hits = Vec::new();
             let done = job.scan_with(kernel, start, count, &mut hits).unwrap();
             assert_eq!(done, u64::from(count));
-            assert_eq!(
-                hits, expected,
-                "case {case}: {kernel:?} start {start:#x} count {count} {target:?}"
-            );
+            assert_eq!(hits, expected, "case {case}: {kernel:?} start {start:#x} count {count} {target:?}");
         }
     }
 }
@@ -72,11 +66,7 @@ fn hit_rate_matches_expected_work() {
     // 2^16 positions at 1/16 odds: 4096 hits expected, σ ≈ 62. Every one must verify and none be missed.
     let job = Job::new(&Rng::new(3).header(), Target::from_expected_hashes(16)).unwrap();
     let expected = brute_force(&job, 1000, 1 << 16);
-    assert!(
-        (4096 - 320..=4096 + 320).contains(&expected.len()),
-        "{} hits",
-        expected.len()
-    );
+    assert!((4096 - 320..=4096 + 320).contains(&expected.len()), "{} hits", expected.len());
     for kernel in Kernel::available() {
         let mut hits = Vec::new();
         job.scan_with(kernel, 1000, 1 << 16, &mut hits).unwrap();
@@ -96,31 +86,19 @@ fn whole_tail_of_the_nonce_space_including_the_last_nonce() {
             assert_eq!(hits, expected, "{kernel:?} count {count}");
         }
         let mut hits = Vec::new();
-        assert_eq!(
-            job.scan(start, count + 1, &mut hits),
-            Err(KernelError::RangeOverflow)
-        );
+        assert_eq!(job.scan(start, count + 1, &mut hits), Err(KernelError::RangeOverflow));
         assert!(hits.is_empty());
     }
 }
 
 #[test]
 fn bad_arguments_are_errors_not_traps() {
-    assert_eq!(
-        Job::new(&[0; 79], Target::MAX).unwrap_err(),
-        KernelError::HeaderLength(79)
-    );
-    assert_eq!(
-        Job::new(&[0; 81], Target::MAX).unwrap_err(),
-        KernelError::HeaderLength(81)
-    );
+    assert_eq!(Job::new(&[0; 79], Target::MAX).unwrap_err(), KernelError::HeaderLength(79));
+    assert_eq!(Job::new(&[0; 81], Target::MAX).unwrap_err(), KernelError::HeaderLength(81));
     let job = Job::new(&[0; 80], Target::MAX).unwrap();
     let mut hits = Vec::new();
     assert_eq!(job.scan(5, 0, &mut hits), Err(KernelError::EmptyRange));
-    assert_eq!(
-        job.scan(u32::MAX, 2, &mut hits),
-        Err(KernelError::RangeOverflow)
-    );
+    assert_eq!(job.scan(u32::MAX, 2, &mut hits), Err(KernelError::RangeOverflow));
     assert!(hits.is_empty());
     if !Kernel::Simd128.is_available() {
         let err = job.scan_with(Kernel::Simd128, 0, 1, &mut hits);
@@ -133,10 +111,7 @@ fn nonce_positions_map_to_header_nonces() {
     let job = Job::new(&[7; 80], Target::MAX).unwrap();
     let header = job.header_at(0x1dac_2b7c);
     assert_eq!(&header[76..], &[0x1d, 0xac, 0x2b, 0x7c]);
-    assert_eq!(
-        u32::from_le_bytes(header[76..].try_into().unwrap()),
-        nonce_at(0x1dac_2b7c)
-    );
+    assert_eq!(u32::from_le_bytes(header[76..].try_into().unwrap()), nonce_at(0x1dac_2b7c));
     assert_eq!(&header[..76], &[7; 76]);
 }
 

@@ -17,10 +17,7 @@ use crate::setup::{self, cargo, exec};
 
 pub fn run(args: &[String]) -> Result<()> {
     let json_only = crate::has_flag(args, "--json");
-    let ms: u64 = crate::flag_value(args, "--ms")
-        .map(str::parse)
-        .transpose()?
-        .unwrap_or(3000);
+    let ms: u64 = crate::flag_value(args, "--ms").map(str::parse).transpose()?.unwrap_or(3000);
     crate::build::run()?;
     setup::ensure_chromium()?;
 
@@ -34,10 +31,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let native_mhs = number(&native, "sha2_mhs")?;
     let sha2_wasm = number(&browser, "sha2_wasm_mhs")?;
     let workers = browser["workers"].as_array().cloned().unwrap_or_default();
-    let one = workers
-        .first()
-        .and_then(|w| w["mhs"].as_f64())
-        .unwrap_or(0.0);
+    let one = workers.first().and_then(|w| w["mhs"].as_f64()).unwrap_or(0.0);
     let scaling: Vec<Value> = workers
         .iter()
         .map(|w| {
@@ -77,36 +71,12 @@ fn print_table(r: &Value) {
     let f = |key: &str| r[key].as_f64().unwrap_or(f64::NAN);
     println!();
     println!("{:<44} {:>8}", "sha256d nonce search, one thread", "MH/s");
-    println!(
-        "{:<44} {:>8.2}",
-        "wasm simd128 kernel (Chromium)",
-        f("simd_mhs")
-    );
-    println!(
-        "{:<44} {:>8.2}",
-        "wasm scalar kernel, plain build (Chromium)",
-        f("scalar_mhs")
-    );
-    println!(
-        "{:<44} {:>8.2}",
-        "wasm sha2 crate, plain build (Chromium)",
-        f("sha2_wasm_mhs")
-    );
-    println!(
-        "{:<44} {:>8.2}",
-        "native sha2 crate, default flags",
-        f("native_mhs")
-    );
-    println!(
-        "{:<44} {:>8.2}",
-        "native sha2 crate, target-cpu=native",
-        f("native_max_mhs")
-    );
-    println!(
-        "{:<44} {:>8.2}",
-        "native MinePass scalar kernel",
-        f("native_scalar_kernel_mhs")
-    );
+    println!("{:<44} {:>8.2}", "wasm simd128 kernel (Chromium)", f("simd_mhs"));
+    println!("{:<44} {:>8.2}", "wasm scalar kernel, plain build (Chromium)", f("scalar_mhs"));
+    println!("{:<44} {:>8.2}", "wasm sha2 crate, plain build (Chromium)", f("sha2_wasm_mhs"));
+    println!("{:<44} {:>8.2}", "native sha2 crate, default flags", f("native_mhs"));
+    println!("{:<44} {:>8.2}", "native sha2 crate, target-cpu=native", f("native_max_mhs"));
+    println!("{:<44} {:>8.2}", "native MinePass scalar kernel", f("native_scalar_kernel_mhs"));
     println!();
     for w in r["workers"].as_array().into_iter().flatten() {
         println!(
@@ -128,11 +98,8 @@ fn print_table(r: &Value) {
         f("simd_vs_sha2_wasm"),
         check(f("simd_vs_sha2_wasm") >= 3.5)
     );
-    let scaling_ok = r["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|w| w["efficiency"].as_f64().unwrap_or(0.0) >= 0.9);
+    let scaling_ok =
+        r["workers"].as_array().into_iter().flatten().all(|w| w["efficiency"].as_f64().unwrap_or(0.0) >= 0.9);
     println!("N workers >= 0.9·N × one worker: {}", check(scaling_ok));
     println!();
 }
@@ -154,10 +121,7 @@ fn native_bench(target_dir: &str, rustflags: &str, seconds: &str) -> Result<Valu
             .env("RUSTFLAGS", rustflags),
     )?;
     let binary = format!("{target_dir}/release/examples/native_bench");
-    let out = Command::new(&binary)
-        .arg(seconds)
-        .output()
-        .with_context(|| format!("running {binary}"))?;
+    let out = Command::new(&binary).arg(seconds).output().with_context(|| format!("running {binary}"))?;
     if !out.status.success() {
         bail!("{binary} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -180,10 +144,7 @@ fn browser_bench(ms: u64) -> Result<Value> {
             .context("starting Chromium")?,
     );
     let timeout = Duration::from_millis(ms * 20 + 120_000);
-    let body = server
-        .results
-        .recv_timeout(timeout)
-        .context("the benchmark page did not report in time")?;
+    let body = server.results.recv_timeout(timeout).context("the benchmark page did not report in time")?;
     let _ = chromium.0.kill();
     let _ = std::fs::remove_dir_all(&profile);
     let result: Value = serde_json::from_str(&body)?;

@@ -42,12 +42,7 @@ pub const FLAVOURS: [Flavour; 2] = [
         target_dir: "target/wasm-simd",
         extra_features: &["--enable-simd"],
     },
-    Flavour {
-        name: "plain",
-        rustflags: "",
-        target_dir: "target/wasm-plain",
-        extra_features: &[],
-    },
+    Flavour { name: "plain", rustflags: "", target_dir: "target/wasm-plain", extra_features: &[] },
 ];
 
 /// Builds both flavours into `pkg/` and prints the size of every shipped file; returns their paths.
@@ -73,8 +68,7 @@ pub fn run() -> Result<Vec<PathBuf>> {
                 .env("RUSTFLAGS", flavour.rustflags),
         )?;
         let out_name = format!("minepass_{}", flavour.name);
-        let wasm =
-            Path::new(flavour.target_dir).join("wasm32-unknown-unknown/release/minepass.wasm");
+        let wasm = Path::new(flavour.target_dir).join("wasm32-unknown-unknown/release/minepass.wasm");
         exec(std::process::Command::new("wasm-bindgen").arg(&wasm).args([
             "--target",
             "web",

@@ -10,7 +10,13 @@ pub fn run(args: &[String]) -> Result<()> {
     crate::build::run()?;
     exec(cargo().args(["build", "--package", "minepass-broker"]))?;
     println!();
-    println!("MinePass demo: http://127.0.0.1:{port}/   (benchmark page: http://127.0.0.1:{port}/bench.html)");
+    println!(
+        "MinePass demo: http://127.0.0.1:{port}/   (benchmark page: http://127.0.0.1:{port}/bench.html)"
+    );
     println!("Press Ctrl-C to stop.");
-    exec(cargo().args(["run", "--quiet", "--package", "minepass-broker", "--", "serve", "--listen"]).arg(format!("127.0.0.1:{port}")))
+    exec(
+        cargo()
+            .args(["run", "--quiet", "--package", "minepass-broker", "--", "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}")),
+    )
 }

@@ -18,13 +18,8 @@ pub struct StaticServer {
 
 impl StaticServer {
     pub fn start(port: u16) -> Result<StaticServer> {
-        let server =
-            Arc::new(Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen: {e}"))?);
-        let port = server
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| anyhow!("no TCP address"))?;
+        let server = Arc::new(Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("cannot listen: {e}"))?);
+        let port = server.server_addr().to_ip().map(|a| a.port()).ok_or_else(|| anyhow!("no TCP address"))?;
         let (sender, results) = channel();
         let worker = Arc::clone(&server);
         thread::spawn(move || {
@@ -41,11 +36,7 @@ impl StaticServer {
                 }
             }
         });
-        Ok(StaticServer {
-            port,
-            results,
-            server,
-        })
+        Ok(StaticServer { port, results, server })
     }
 }
 
@@ -56,14 +47,8 @@ impl Drop for StaticServer {
 }
 
 fn serve_file(request: Request) {
-    let path = request
-        .url()
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("/")
-        .to_owned();
-    let response = match resolve(&path)
-        .and_then(|file| std::fs::read(&file).ok().map(|bytes| (file, bytes)))
+    let path = request.url().split(['?', '#']).next().unwrap_or("/").to_owned();
+    let response = match resolve(&path).and_then(|file| std::fs::read(&file).ok().map(|bytes| (file, bytes)))
     {
         Some((file, bytes)) => Response::from_data(bytes)
             .with_header(header("Content-Type", content_type(&file)))
@@ -78,14 +63,7 @@ fn resolve(url_path: &str) -> Option<PathBuf> {
     let relative = url_path.trim_start_matches('/');
     let (root, rest) = match relative.strip_prefix("pkg/") {
         Some(rest) => ("pkg", rest),
-        None => (
-            "www",
-            if relative.is_empty() {
-                "index.html"
-            } else {
-                relative
-            },
-        ),
+        None => ("www", if relative.is_empty() { "index.html" } else { relative }),
     };
     let rest = Path::new(rest);
     if !rest.components().all(|c| matches!(c, Component::Normal(_))) {

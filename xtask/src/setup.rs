@@ -11,9 +11,7 @@ use anyhow::{Context, Result, bail};
 /// Runs a command with inherited stdio, echoing it first; fails on a non-zero exit.
 pub fn exec(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", display(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start `{}`", display(cmd)))?;
+    let status = cmd.status().with_context(|| format!("cannot start `{}`", display(cmd)))?;
     if !status.success() {
         bail!("`{}` failed with {status}", display(cmd));
     }
@@ -84,9 +82,7 @@ fn count_before(text: &str, label: &str) -> u64 {
 /// Runs a command and returns its stdout, or `None` if it cannot start or fails.
 pub fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn display(cmd: &Command) -> String {
@@ -104,10 +100,7 @@ pub fn cargo() -> Command {
 
 pub fn ensure_wasm_target() -> Result<()> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if !installed
-        .lines()
-        .any(|l| l.trim() == "wasm32-unknown-unknown")
-    {
+    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
         exec(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
             .context("install the wasm32 target with `rustup target add wasm32-unknown-unknown`")?;
     }
@@ -134,17 +127,16 @@ pub fn ensure_wasm_bindgen() -> Result<()> {
     let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
     if have.split_whitespace().nth(1) != Some(version.as_str()) {
         // No --locked: the registry mirror may lack the newest patch releases of the CLI's dependencies.
-        exec(cargo().args(["install", "wasm-bindgen-cli", "--version", &version])).with_context(
-            || format!("install it with `cargo install wasm-bindgen-cli --version {version}`"),
-        )?;
+        exec(cargo().args(["install", "wasm-bindgen-cli", "--version", &version])).with_context(|| {
+            format!("install it with `cargo install wasm-bindgen-cli --version {version}`")
+        })?;
     }
     Ok(())
 }
 
 pub fn ensure_wasm_pack() -> Result<()> {
     if output("wasm-pack", &["--version"]).is_none() {
-        exec(cargo().args(["install", "wasm-pack"]))
-            .context("install it with `cargo install wasm-pack`")?;
+        exec(cargo().args(["install", "wasm-pack"])).context("install it with `cargo install wasm-pack`")?;
     }
     Ok(())
 }
@@ -164,18 +156,13 @@ pub fn ensure_chromium() -> Result<()> {
 /// `node_modules/` when missing or when `package-lock.json` changed since the last install.
 pub fn ensure_npm_packages() -> Result<()> {
     let installed = Path::new("node_modules/.package-lock.json");
-    let stale = match (
-        std::fs::metadata(installed),
-        std::fs::metadata("package-lock.json"),
-    ) {
+    let stale = match (std::fs::metadata(installed), std::fs::metadata("package-lock.json")) {
         (Ok(have), Ok(want)) => have.modified()? < want.modified()?,
         _ => true,
     };
     if stale {
         if output("npm", &["--version"]).is_none() {
-            bail!(
-                "npm is missing: install Node.js 18+ with npm (Debian: `apt-get install -y nodejs npm`)"
-            );
+            bail!("npm is missing: install Node.js 18+ with npm (Debian: `apt-get install -y nodejs npm`)");
         }
         exec(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]))?;
     }
@@ -197,16 +184,9 @@ pub fn wasm_opt() -> Option<&'static str> {
 fn apt_install(packages: &[&str]) -> Result<()> {
     let is_root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
     if !is_root {
-        bail!(
-            "missing {packages:?}: run `sudo apt-get install -y {}`",
-            packages.join(" ")
-        );
+        bail!("missing {packages:?}: run `sudo apt-get install -y {}`", packages.join(" "));
     }
-    exec(
-        Command::new("apt-get")
-            .args(["update", "-q"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
+    exec(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
     exec(
         Command::new("apt-get")
             .args(["install", "-y", "-q"])
@@ -242,8 +222,7 @@ mod tests {
 
     #[test]
     fn reads_counts_from_cargo_and_wasm_bindgen_test_result_lines() {
-        let cargo =
-            "ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s";
+        let cargo = "ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.05s";
         assert_eq!(count_before(cargo, " passed"), 14);
         assert_eq!(count_before(cargo, " failed"), 0);
         let browser = "FAILED. 12 passed; 2 failed; 0 ignored; 0 filtered out; finished in 0.29s";

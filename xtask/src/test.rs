@@ -18,25 +18,11 @@ pub fn run() -> Result<()> {
     setup::ensure_wasm_target()?;
     crate::tidy::run()?;
     exec(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    exec(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let simd = &FLAVOURS[0];
     exec(
         cargo()
-            .args([
-                "clippy",
-                "--package",
-                "minepass",
-                "--all-targets",
-                "--target",
-                "wasm32-unknown-unknown",
-            ])
+            .args(["clippy", "--package", "minepass", "--all-targets", "--target", "wasm32-unknown-unknown"])
             .args(["--target-dir", simd.target_dir, "--", "-D", "warnings"])
             .env("RUSTFLAGS", simd.rustflags),
     )?;
@@ -48,11 +34,7 @@ pub fn run() -> Result<()> {
     setup::ensure_wasm_pack()?;
     setup::ensure_chromium()?;
     for flavour in &FLAVOURS {
-        let kernel = if flavour.name == "simd" {
-            "simd128"
-        } else {
-            "scalar"
-        };
+        let kernel = if flavour.name == "simd" { "simd128" } else { "scalar" };
         tally.exec(
             Command::new("wasm-pack")
                 .args(["test", "--headless", "--chrome"])
@@ -63,9 +45,6 @@ pub fn run() -> Result<()> {
         )?;
     }
     // The plain closing line CI reads, over every runner above.
-    println!(
-        "cargo xtask test: {} passed, {} failed",
-        tally.passed, tally.failed
-    );
+    println!("cargo xtask test: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())
 }

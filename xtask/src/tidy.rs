@@ -5,14 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-const RUST_DIRS: &[&str] = &[
-    "src",
-    "tests",
-    "examples",
-    "xtask/src",
-    "broker/src",
-    "broker/tests",
-];
+const RUST_DIRS: &[&str] = &["src", "tests", "examples", "xtask/src", "broker/src", "broker/tests"];
 
 pub fn run() -> Result<()> {
     let mut files = Vec::new();
@@ -28,10 +21,7 @@ pub fn run() -> Result<()> {
         .map(|file| file.display().to_string())
         .collect();
     if !missing.is_empty() {
-        bail!(
-            "these files do not open with a `//!` module doc:\n  {}",
-            missing.join("\n  ")
-        );
+        bail!("these files do not open with a `//!` module doc:\n  {}", missing.join("\n  "));
     }
     eprintln!("tidy: {} Rust files checked", files.len());
     Ok(())
