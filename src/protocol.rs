@@ -322,6 +322,10 @@ pub fn classify_client_frame(text: &str) -> Result<ClientMessage, ErrorCode> {
         Err(_) => {
             let value: serde_json::Value = serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
             match value.get("type").and_then(|t| t.as_str()) {
+                // A hello without a consent record is refused as such, whatever else is wrong with it.
+                Some("hello") if value.get("consent").is_none_or(|c| c.is_null()) => {
+                    Err(ErrorCode::ConsentRequired)
+                }
                 Some("hello" | "submit" | "ping") => Err(ErrorCode::BadField),
                 Some(_) => Err(ErrorCode::UnknownType),
                 None => Err(ErrorCode::BadField),
@@ -358,6 +362,10 @@ mod tests {
         assert_eq!(classify_client_frame(r#"{"type":"submit","job":"j"}"#), Err(ErrorCode::BadField));
         assert_eq!(classify_client_frame(r#"{"type":"ping","t":"soon"}"#), Err(ErrorCode::BadField));
         assert_eq!(classify_client_frame(r#"{"job":"j"}"#), Err(ErrorCode::BadField));
+        assert_eq!(
+            classify_client_frame(r#"{"type":"hello","v":1,"site":"s","user":"u"}"#),
+            Err(ErrorCode::ConsentRequired)
+        );
         assert_eq!(classify_client_frame(r#"[1,2]"#), Err(ErrorCode::BadField));
         let long = format!(r#"{{"type":"ping","t":1,"pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(classify_client_frame(&long), Err(ErrorCode::FrameTooLarge));

@@ -28,6 +28,15 @@ pub struct ServeOptions {
     /// The broker's public URL, the `iss` of its tokens [default: http://<listen>].
     #[arg(long, env = "MINEPASS_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Smallest work per share in expected hashes [default: 4096].
+    #[arg(long, env = "MINEPASS_MIN_SHARE_WORK")]
+    pub min_share_work: Option<u64>,
+    /// Most WebSocket connections one IP address may hold [default: 32].
+    #[arg(long, env = "MINEPASS_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<u32>,
+    /// Messages per second one connection may send (twice that in a burst) [default: 20].
+    #[arg(long, env = "MINEPASS_MESSAGES_PER_SECOND")]
+    pub messages_per_second: Option<u32>,
     /// Share interval vardiff aims at, in milliseconds [default: 4000].
     #[arg(long, env = "MINEPASS_SHARE_INTERVAL_MS")]
     pub share_interval_ms: Option<u64>,
@@ -42,6 +51,9 @@ pub struct ServeConfig {
     pub pkg: PathBuf,
     pub public_url: String,
     pub share_interval: Duration,
+    pub min_share_work: u64,
+    pub max_connections_per_address: u32,
+    pub messages_per_second: u32,
 }
 
 impl ServeOptions {
@@ -63,6 +75,12 @@ impl ServeOptions {
             share_interval: Duration::from_millis(
                 self.share_interval_ms.or(file.share_interval_ms).unwrap_or(4000),
             ),
+            min_share_work: self.min_share_work.or(file.min_share_work).unwrap_or(4096).max(1),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(32),
+            messages_per_second: self.messages_per_second.or(file.messages_per_second).unwrap_or(20).max(1),
         }
     }
 }

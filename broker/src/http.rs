@@ -1,12 +1,13 @@
 //! The transport layer: the axum router (`/ws`, `/healthz`, `/metrics`, the SDK and demo files) and
 //! the WebSocket loop that feeds frames to a [`Session`]. Handlers stay thin.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +17,9 @@ use serde_json::json;
 use tower_http::services::ServeDir;
 
 use crate::metrics;
-use crate::session::{Broker, Session};
+use minepass::protocol::{ErrorCode, ServerMessage};
+
+use crate::session::{Broker, CLOSE_TOO_MANY_CONNECTIONS, Session};
 use crate::tokens::TokenError;
 
 /// Where the static files are.
@@ -39,14 +42,38 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .with_state(broker)
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(broker): State<Arc<Broker>>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(broker): State<Arc<Broker>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let slot = broker.admit(peer.ip());
     // Frames beyond the protocol's limit are answered with `frame_too_large`; this cap (16×) only
     // bounds memory. Small buffers keep many idle sockets cheap.
     ws.max_message_size(16 * minepass::protocol::MAX_FRAME_BYTES)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| serve_socket(socket, broker))
+        .on_upgrade(move |socket| async move {
+            match slot {
+                Some(_slot) => serve_socket(socket, broker).await,
+                None => refuse(socket).await,
+            }
+        })
         .into_response()
+}
+
+/// An address over its connection limit gets one error and a close code, and holds no slot.
+async fn refuse(mut socket: WebSocket) {
+    let error = ServerMessage::Error {
+        code: ErrorCode::TooManyConnections,
+        message: "too many connections from this address".into(),
+        fatal: true,
+    };
+    let json = serde_json::to_string(&error).expect("server messages always serialise");
+    let _ = socket.send(Message::Text(json.into())).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_MANY_CONNECTIONS, reason: "".into() })))
+        .await;
 }
 
 async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
@@ -70,9 +97,8 @@ async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
         if failed {
             break;
         }
-        if replies.close {
-            // 1008: policy violation (RFC 6455); the error message said which.
-            let _ = socket.send(Message::Close(Some(CloseFrame { code: 1008, reason: "".into() }))).await;
+        if let Some(code) = replies.close {
+            let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: "".into() }))).await;
             break;
         }
     }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use minepass_broker::config::ServeOptions;
 use minepass_broker::http::StaticDirs;
 use minepass_broker::ledger::Ledger;
-use minepass_broker::session::Broker;
+use minepass_broker::session::{Broker, RateLimit};
 use minepass_broker::tokens::Tokens;
 use minepass_broker::work::{GateJobs, Vardiff};
 
@@ -140,9 +140,17 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file);
     let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
     ensure_demo_site(&ledger).await?;
-    let vardiff = Vardiff { interval: config.share_interval, min_work: 1 << 12, max_work: 1 << 50 };
+    let vardiff = Vardiff {
+        interval: config.share_interval,
+        min_work: config.min_share_work.into(),
+        max_work: 1 << 50,
+    };
     let tokens = Tokens::load(&ledger, config.public_url.clone()).await?;
-    let broker = Arc::new(Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens));
+    let mut broker = Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens);
+    broker.max_connections_per_address = config.max_connections_per_address;
+    broker.rate_limit =
+        RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
+    let broker = Arc::new(broker);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

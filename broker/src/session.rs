@@ -22,6 +22,10 @@ pub struct Broker {
     pub jobs: Arc<dyn JobSource>,
     pub vardiff: Vardiff,
     pub tokens: Tokens,
+    pub rate_limit: RateLimit,
+    /// Most WebSocket connections one IP address may hold.
+    pub max_connections_per_address: u32,
+    connections: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
     /// Key for resume tokens.
     resume_key: [u8; 32],
 }
@@ -31,7 +35,28 @@ impl Broker {
         let committer = Committer::spawn(ledger.clone());
         let mut resume_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut resume_key);
-        Broker { ledger, committer, jobs, vardiff, tokens, resume_key }
+        Broker {
+            ledger,
+            committer,
+            jobs,
+            vardiff,
+            tokens,
+            rate_limit: RateLimit { per_second: 20, burst: 40 },
+            max_connections_per_address: 32,
+            connections: Default::default(),
+            resume_key,
+        }
+    }
+
+    /// Counts a new connection from `address`; `None` if it already has the maximum.
+    pub fn admit(self: &Arc<Self>, address: std::net::IpAddr) -> Option<ConnectionSlot> {
+        let mut connections = self.connections.lock().expect("connections lock");
+        let count = connections.entry(address).or_insert(0);
+        if *count >= self.max_connections_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot { broker: Arc::clone(self), address })
     }
 
     fn unlock(&self, site: &Site, user: &str, content: &Content, work: u128) -> ServerMessage {
@@ -52,23 +77,86 @@ impl Broker {
     }
 }
 
+/// One admitted connection; frees its address's slot when dropped.
+pub struct ConnectionSlot {
+    broker: Arc<Broker>,
+    address: std::net::IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.broker.connections.lock().expect("connections lock");
+        if let Some(count) = connections.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                connections.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// WebSocket close code after a fatal protocol error (RFC 6455: policy violation).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code after sustained flooding past the rate limit.
+pub const CLOSE_RATE_LIMITED: u16 = 4029;
+/// Close code when an address already has the maximum number of connections.
+pub const CLOSE_TOO_MANY_CONNECTIONS: u16 = 4031;
+
+/// Per-connection message budget: a token bucket of `burst` messages refilled at `per_second`.
+/// Messages past the budget are refused with `rate_limited`; a client still sending after `burst`
+/// refusals is disconnected with [`CLOSE_RATE_LIMITED`].
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+struct Bucket {
+    limit: RateLimit,
+    tokens: f64,
+    refused: u32,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Bucket {
+        Bucket { limit, tokens: f64::from(limit.burst), refused: 0, last: std::time::Instant::now() }
+    }
+
+    /// Whether one more message fits the budget now.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(self.limit.per_second);
+        self.tokens = (self.tokens + refill).min(f64::from(self.limit.burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            true
+        } else {
+            self.refused += 1;
+            false
+        }
+    }
+}
+
 /// What the transport should do after a frame.
 #[derive(Debug, Default)]
 pub struct Replies {
     pub messages: Vec<ServerMessage>,
-    /// Close the connection after sending `messages`.
-    pub close: bool,
+    /// Close the connection with this WebSocket close code after sending `messages`.
+    pub close: Option<u16>,
 }
 
 impl Replies {
     fn one(message: ServerMessage) -> Replies {
-        Replies { messages: vec![message], close: false }
+        Replies { messages: vec![message], close: None }
     }
 
     fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Replies {
         Replies {
             messages: vec![ServerMessage::Error { code, message: message.into(), fatal }],
-            close: fatal,
+            close: fatal.then_some(CLOSE_POLICY),
         }
     }
 }
@@ -85,15 +173,31 @@ struct Open {
 pub struct Session {
     broker: Arc<Broker>,
     open: Option<Open>,
+    bucket: Bucket,
 }
 
 impl Session {
     pub fn new(broker: Arc<Broker>) -> Session {
-        Session { broker, open: None }
+        let bucket = Bucket::new(broker.rate_limit);
+        Session { broker, open: None, bucket }
+    }
+
+    /// Applies the rate limit to one incoming frame: `Some` replies when it is refused.
+    fn over_limit(&mut self) -> Option<Replies> {
+        if self.bucket.take() {
+            return None;
+        }
+        let fatal = self.bucket.refused > self.broker.rate_limit.burst;
+        let mut replies = Replies::error(ErrorCode::RateLimited, "too many messages: slow down", fatal);
+        replies.close = fatal.then_some(CLOSE_RATE_LIMITED);
+        Some(replies)
     }
 
     /// Handles one text frame.
     pub async fn on_text(&mut self, text: &str) -> Replies {
+        if let Some(refused) = self.over_limit() {
+            return refused;
+        }
         match protocol::classify_client_frame(text) {
             Err(code) => Replies::error(code, describe(code), false),
             Ok(ClientMessage::Ping { t }) => Replies::one(ServerMessage::Pong { t }),
@@ -116,6 +220,9 @@ impl Session {
 
     /// Binary frames are not part of the protocol.
     pub fn on_binary(&mut self) -> Replies {
+        if let Some(refused) = self.over_limit() {
+            return refused;
+        }
         Replies::error(ErrorCode::BinaryFrame, describe(ErrorCode::BinaryFrame), false)
     }
 
@@ -206,7 +313,7 @@ impl Session {
             }
         }
         self.open = Some(Open { site, user: hello.user, user_id, content, work });
-        Ok(Replies { messages, close: false })
+        Ok(Replies { messages, close: None })
     }
 
     async fn submit(&mut self, job_id: &str, nonce: &str) -> Replies {

@@ -36,6 +36,11 @@ const CONTENT_WORK: u128 = 1 << 16;
 
 impl TestBroker {
     async fn start() -> TestBroker {
+        TestBroker::start_with(|_| {}).await
+    }
+
+    /// Starts a broker after `configure` has adjusted its limits.
+    async fn start_with(configure: impl FnOnce(&mut Broker)) -> TestBroker {
         let data = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
         let site = ledger.add_site("Test site").await.unwrap();
@@ -45,7 +50,9 @@ impl TestBroker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let tokens = Tokens::load(&ledger, format!("http://{address}")).await.unwrap();
-        let broker = Arc::new(Broker::new(ledger.clone(), Arc::new(GateJobs::new()), vardiff, tokens));
+        let mut broker = Broker::new(ledger.clone(), Arc::new(GateJobs::new()), vardiff, tokens);
+        configure(&mut broker);
+        let broker = Arc::new(broker);
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let dirs = StaticDirs { www: "www".into(), pkg: "pkg".into() };
         tokio::spawn(async move {
@@ -310,4 +317,143 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
     };
     expect(json!({"type": "submit", "job": job.id, "nonce": good}), ErrorCode::Duplicate).await;
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (1, 1 << 12));
+}
+
+// --- Bad input: each gets its error code, credits nothing and leaves the broker up. ---
+
+/// Sends `frame` and expects an error with `code`; a fatal one must be followed by a close frame with
+/// `close_code`.
+async fn expect_error(socket: &mut Socket, frame: Message, code: ErrorCode, close_code: Option<u16>) {
+    socket.send(frame).await.unwrap();
+    match recv(socket).await {
+        ServerMessage::Error { code: got, fatal, .. } => {
+            assert_eq!(got, code);
+            assert_eq!(fatal, close_code.is_some(), "{code}: fatal flag");
+        }
+        other => panic!("expected error {code}, got {other:?}"),
+    }
+    if let Some(close_code) = close_code {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap();
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => assert_eq!(u16::from(close.code), close_code),
+            other => panic!("expected close {close_code}, got {other:?}"),
+        }
+    }
+}
+
+/// The connection still works: a ping gets its pong.
+async fn still_answers(socket: &mut Socket) {
+    send(socket, &json!({"type": "ping", "t": 7})).await;
+    assert_eq!(recv(socket).await, ServerMessage::Pong { t: 7 });
+}
+
+fn text(value: impl ToString) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+#[tokio::test]
+async fn malformed_frames_get_non_fatal_errors_and_the_session_goes_on() {
+    let broker = TestBroker::start().await;
+    let mut socket = broker.connect().await;
+    expect_error(&mut socket, text("{not json"), ErrorCode::BadJson, None).await;
+    expect_error(&mut socket, Message::Binary(vec![1, 2, 3].into()), ErrorCode::BinaryFrame, None).await;
+    let huge = json!({"type": "ping", "t": 1, "pad": "x".repeat(protocol::MAX_FRAME_BYTES)});
+    expect_error(&mut socket, text(huge), ErrorCode::FrameTooLarge, None).await;
+    expect_error(&mut socket, text(json!({"type": "mine"})), ErrorCode::UnknownType, None).await;
+    expect_error(&mut socket, text(json!({"type": "ping", "t": "soon"})), ErrorCode::BadField, None).await;
+    expect_error(
+        &mut socket,
+        text(json!({"type": "submit", "job": 5, "nonce": 7})),
+        ErrorCode::BadField,
+        None,
+    )
+    .await;
+    expect_error(
+        &mut socket,
+        text(json!({"type": "submit", "job": "a.1", "nonce": "00000000"})),
+        ErrorCode::HelloRequired,
+        None,
+    )
+    .await;
+    let mut no_site = hello(&broker.site_key, "dave", None);
+    no_site.as_object_mut().unwrap().remove("site");
+    expect_error(&mut socket, text(no_site), ErrorCode::BadField, None).await;
+    still_answers(&mut socket).await;
+    assert_eq!(broker.ledger.share_totals().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn hello_is_refused_for_version_site_and_consent_problems_and_the_connection_closed() {
+    let broker = TestBroker::start().await;
+    let disabled = broker.ledger.add_site("Disabled").await.unwrap();
+    broker.ledger.set_site_enabled(&disabled.key, false).await.unwrap();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut frame = hello(&broker.site_key, "erin", None);
+        edit(&mut frame);
+        frame
+    };
+    let cases = [
+        (with(&|h| h["v"] = json!(2)), ErrorCode::UnsupportedVersion),
+        (with(&|h| h["site"] = json!("site_unknown")), ErrorCode::UnknownSite),
+        (with(&|h| h["site"] = json!(disabled.key)), ErrorCode::SiteDisabled),
+        (with(&|h| h["consent"]["expires_at"] = json!(1000)), ErrorCode::ConsentRequired),
+        (with(&|h| h["content"] = json!("no-such-content")), ErrorCode::BadField),
+    ];
+    for (frame, code) in cases {
+        let mut socket = broker.connect().await;
+        expect_error(&mut socket, text(&frame), code, Some(1008)).await;
+    }
+    // A hello with no consent record at all is refused before any work, without closing: the SDK
+    // may still ask the visitor and say hello again.
+    let mut socket = broker.connect().await;
+    let no_consent = with(&|h| drop(h.as_object_mut().unwrap().remove("consent")));
+    expect_error(&mut socket, text(&no_consent), ErrorCode::ConsentRequired, None).await;
+    still_answers(&mut socket).await;
+    // The broker is still up and hands out work to a good hello.
+    let (_socket, _job) = open_session(&broker, "erin").await;
+    assert_eq!(broker.ledger.share_totals().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_then_closed_with_4029() {
+    let broker = TestBroker::start_with(|b| {
+        b.rate_limit = minepass_broker::session::RateLimit { per_second: 0, burst: 10 }
+    })
+    .await;
+    let mut socket = broker.connect().await;
+    for t in 0..10 {
+        send(&mut socket, &json!({"type": "ping", "t": t})).await;
+        assert_eq!(recv(&mut socket).await, ServerMessage::Pong { t });
+    }
+    // No refill in this test (0 per second), so timing cannot matter. Past the burst: refused, and
+    // after `burst` more refusals, disconnected.
+    for _ in 0..10 {
+        expect_error(&mut socket, text(json!({"type": "ping", "t": 0})), ErrorCode::RateLimited, None).await;
+    }
+    expect_error(&mut socket, text(json!({"type": "ping", "t": 0})), ErrorCode::RateLimited, Some(4029))
+        .await;
+    let (_socket, _job) = open_session(&broker, "frank").await;
+}
+
+#[tokio::test]
+async fn an_address_over_its_connection_limit_is_refused_with_4031() {
+    let broker = TestBroker::start_with(|b| b.max_connections_per_address = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut socket = broker.connect().await;
+        still_answers(&mut socket).await;
+        open.push(socket);
+    }
+    let mut refused = broker.connect().await;
+    match recv(&mut refused).await {
+        ServerMessage::Error { code, fatal, .. } => {
+            assert_eq!((code, fatal), (ErrorCode::TooManyConnections, true))
+        }
+        other => panic!("expected too_many_connections, got {other:?}"),
+    }
+    // Closing one frees its slot.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = broker.connect().await;
+    still_answers(&mut again).await;
 }
