@@ -25,12 +25,15 @@ pub struct ServeOptions {
     /// Directory of the wasm build output [default: ./pkg].
     #[arg(long, env = "MINEPASS_PKG")]
     pub pkg: Option<PathBuf>,
-    /// The broker's public URL, the `iss` of its tokens [default: http://<listen>].
+    /// The broker's public URL, the `iss` of its tokens [default: http://<bound address>].
     #[arg(long, env = "MINEPASS_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Smallest work per share in expected hashes [default: 4096].
     #[arg(long, env = "MINEPASS_MIN_SHARE_WORK")]
     pub min_share_work: Option<u64>,
+    /// Largest work per share in expected hashes [default: 2^50].
+    #[arg(long, env = "MINEPASS_MAX_SHARE_WORK")]
+    pub max_share_work: Option<u64>,
     /// Most WebSocket connections one IP address may hold [default: 32].
     #[arg(long, env = "MINEPASS_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<u32>,
@@ -49,9 +52,11 @@ pub struct ServeConfig {
     pub data: PathBuf,
     pub www: PathBuf,
     pub pkg: PathBuf,
-    pub public_url: String,
+    /// `None`: derived from the address actually bound.
+    pub public_url: Option<String>,
     pub share_interval: Duration,
     pub min_share_work: u64,
+    pub max_share_work: u64,
     pub max_connections_per_address: u32,
     pub messages_per_second: u32,
 }
@@ -68,7 +73,7 @@ impl ServeOptions {
         let listen = self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
         ServeConfig {
             listen,
-            public_url: self.public_url.or(file.public_url).unwrap_or_else(|| format!("http://{listen}")),
+            public_url: self.public_url.or(file.public_url),
             data: self.data.or(file.data).unwrap_or_else(|| "data".into()),
             www: self.www.or(file.www).unwrap_or_else(|| "www".into()),
             pkg: self.pkg.or(file.pkg).unwrap_or_else(|| "pkg".into()),
@@ -76,6 +81,7 @@ impl ServeOptions {
                 self.share_interval_ms.or(file.share_interval_ms).unwrap_or(4000),
             ),
             min_share_work: self.min_share_work.or(file.min_share_work).unwrap_or(4096).max(1),
+            max_share_work: self.max_share_work.or(file.max_share_work).unwrap_or(1 << 50).max(1),
             max_connections_per_address: self
                 .max_connections_per_address
                 .or(file.max_connections_per_address)

@@ -235,6 +235,15 @@ impl Ledger {
         rows.into_iter().map(|r| Ok((r.get(0), parse_work(r.get(1))?))).collect()
     }
 
+    /// A user's shares as (job id, nonce, work), in commit order.
+    pub async fn user_shares(&self, user_id: i64) -> Result<Vec<(String, u32, u128)>> {
+        let rows = sqlx::query("SELECT job_id, nonce, work FROM shares WHERE user_id = ? ORDER BY id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| Ok((r.get(0), r.get::<i64, _>(1) as u32, parse_work(r.get(2))?))).collect()
+    }
+
     /// Number of shares and total credited work in the share log (for tests and status).
     pub async fn share_totals(&self) -> Result<(u64, u128)> {
         let rows = sqlx::query("SELECT work FROM shares").fetch_all(&self.pool).await?;

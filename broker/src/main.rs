@@ -143,18 +143,19 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let vardiff = Vardiff {
         interval: config.share_interval,
         min_work: config.min_share_work.into(),
-        max_work: 1 << 50,
+        max_work: u128::from(config.max_share_work.max(config.min_share_work)),
     };
-    let tokens = Tokens::load(&ledger, config.public_url.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let tokens = Tokens::load(&ledger, issuer).await?;
     let mut broker = Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens);
     broker.max_connections_per_address = config.max_connections_per_address;
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
     let broker = Arc::new(broker);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let address = listener.local_addr()?;
     println!("MinePass broker listening on http://{address}/ (ledger in {})", config.data.display());
     let dirs = StaticDirs { www: config.www, pkg: config.pkg };
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await

@@ -457,3 +457,110 @@ async fn an_address_over_its_connection_limit_is_refused_with_4031() {
     let mut again = broker.connect().await;
     still_answers(&mut again).await;
 }
+
+// --- Durability: kill -9 mid-stream, restart, count. ---
+
+/// A broker process started from the built binary, with its stdout lines read until it listens.
+struct BrokerProcess {
+    child: std::process::Child,
+    address: SocketAddr,
+    /// The demo site key printed on first start (empty on later starts).
+    demo_site: String,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        // SIGKILL on Unix; a no-op error if the test already killed it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_process(data: &std::path::Path) -> BrokerProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "4096", "--max-share-work", "4096"])
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut demo_site = String::new();
+    loop {
+        let line = lines.next().expect("broker prints its address").unwrap();
+        if let Some(key) = line.trim().strip_prefix("site key:") {
+            demo_site = key.trim().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
+            let address = rest.split('/').next().unwrap().parse().unwrap();
+            // Keep draining stdout so the broker never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return BrokerProcess { child, address, demo_site };
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = start_process(data.path());
+    let site = first.demo_site.clone();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", first.address)).await.unwrap();
+    send(&mut socket, &hello(&site, "grace", Some("demo-article"))).await;
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Welcome(_)));
+    let ServerMessage::Job(mut job) = recv(&mut socket).await else { panic!("expected job") };
+    let mut position = 0;
+    let mut acked: Vec<(String, u32, u128)> = Vec::new();
+    while acked.len() < 25 {
+        let (nonce, next) = mine_from(&job, position);
+        position = next;
+        send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)}))
+            .await;
+        loop {
+            match recv(&mut socket).await {
+                ServerMessage::Accepted { work, .. } => acked.push((job.id.clone(), nonce, work.0)),
+                ServerMessage::Progress(_) => break,
+                ServerMessage::Job(next_job) => {
+                    job = next_job;
+                    position = 0;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    // One more share in flight, then SIGKILL: it may or may not have committed, but never twice.
+    let (nonce, _) = mine_from(&job, position);
+    send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)}))
+        .await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = start_process(data.path());
+    assert!(second.demo_site.is_empty(), "the restarted broker keeps its ledger and its sites");
+    let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
+    let site_id = ledger.site_by_key(&site).await.unwrap().unwrap().id;
+    let user = ledger.user_id(site_id, "grace").await.unwrap();
+    let rows = ledger.user_shares(user).await.unwrap();
+    for share in &acked {
+        assert!(rows.contains(share), "acknowledged share {share:?} lost");
+    }
+    assert!(rows.len() <= acked.len() + 1, "{} rows for {} acks + 1 in flight", rows.len(), acked.len());
+    let logged: u128 = rows.iter().map(|(_, _, work)| work).sum();
+
+    // The restarted broker reports exactly the logged work as progress, and an old share replayed
+    // against it credits nothing.
+    let (mut again, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", second.address)).await.unwrap();
+    send(&mut again, &hello(&site, "grace", Some("demo-article"))).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut again).await else { panic!("expected welcome") };
+    assert_eq!(welcome.progress[0].done.0, logged);
+    assert!(matches!(recv(&mut again).await, ServerMessage::Job(_)));
+    let (job_id, nonce, _) = &acked[0];
+    send(&mut again, &json!({"type": "submit", "job": job_id, "nonce": protocol::format_nonce(*nonce)}))
+        .await;
+    assert!(matches!(recv(&mut again).await, ServerMessage::Rejected { code: ErrorCode::UnknownJob, .. }));
+    assert_eq!(ledger.user_shares(user).await.unwrap().len(), rows.len());
+}
