@@ -486,18 +486,20 @@ fn start_process(data: &std::path::Path) -> BrokerProcess {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut demo_site = String::new();
+    let stdout = child.stdout.take().unwrap();
+    // Owned from here on, so a failed start is still killed and reaped (Drop).
+    let mut process = BrokerProcess { child, address: ([127, 0, 0, 1], 0).into(), demo_site: String::new() };
+    let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines.next().expect("broker prints its address").unwrap();
         if let Some(key) = line.trim().strip_prefix("site key:") {
-            demo_site = key.trim().to_owned();
+            process.demo_site = key.trim().to_owned();
         }
         if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
-            let address = rest.split('/').next().unwrap().parse().unwrap();
+            process.address = rest.split('/').next().unwrap().parse().unwrap();
             // Keep draining stdout so the broker never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return BrokerProcess { child, address, demo_site };
+            return process;
         }
     }
 }
