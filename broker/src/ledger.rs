@@ -23,7 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 /// A handle to the ledger database (cheap to clone).
 #[derive(Clone)]
 pub struct Ledger {
+    /// Readers (and rare administrative writes).
     pool: SqlitePool,
+    /// The one connection the share committer writes through, so commits never wait for a pooled
+    /// connection behind a burst of reads (SQLite has one writer at a time anyway).
+    writer: SqlitePool,
 }
 
 /// A site as the session layer needs it.
@@ -58,7 +62,9 @@ pub struct ShareRecord {
     pub job_id: String,
     pub nonce: u32,
     pub site_id: i64,
-    pub user_id: i64,
+    /// The publisher's id for the user; the ledger row is created by the first committed share, so
+    /// that a hello never writes (a storm of hellos must not queue behind fsyncs).
+    pub user: String,
     pub content_id: Option<i64>,
     /// The full 80-byte header, nonce included.
     pub header: [u8; 80],
@@ -116,9 +122,10 @@ impl Ledger {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await.context("applying ledger migrations")?;
-        Ok(Ledger { pool })
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Ok(Ledger { pool, writer })
     }
 
     /// Creates a site with a fresh key and secret.
@@ -226,12 +233,17 @@ impl Ledger {
         Ok(row.get(0))
     }
 
-    /// Work a user has credited toward each content item (items without progress are absent).
-    pub async fn progress(&self, user_id: i64) -> Result<Vec<(i64, u128)>> {
-        let rows = sqlx::query("SELECT content_id, work FROM progress WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
+    /// Work a site's user has credited toward each content item (items without progress are absent;
+    /// a user never seen has none). Read-only.
+    pub async fn progress(&self, site_id: i64, external_id: &str) -> Result<Vec<(i64, u128)>> {
+        let rows = sqlx::query(
+            "SELECT p.content_id, p.work FROM progress p JOIN users u ON u.id = p.user_id
+             WHERE u.site_id = ? AND u.external_id = ?",
+        )
+        .bind(site_id)
+        .bind(external_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(|r| Ok((r.get(0), parse_work(r.get(1))?))).collect()
     }
 
@@ -315,7 +327,7 @@ impl Ledger {
 
     /// Writes a batch of shares in one transaction and returns what each one credited.
     pub async fn commit_shares(&self, batch: &[ShareRecord]) -> Result<Vec<Credit>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut credits = Vec::with_capacity(batch.len());
         for share in batch {
             credits.push(credit_share(&mut tx, share).await?);
@@ -326,6 +338,18 @@ impl Ledger {
 }
 
 async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> Result<Credit> {
+    sqlx::query("INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)")
+        .bind(share.site_id)
+        .bind(&share.user)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    let user_id: i64 = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
+        .bind(share.site_id)
+        .bind(&share.user)
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
     let inserted = sqlx::query(
         "INSERT OR IGNORE INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -334,7 +358,7 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
     .bind(&share.job_id)
     .bind(i64::from(share.nonce))
     .bind(share.site_id)
-    .bind(share.user_id)
+    .bind(user_id)
     .bind(share.content_id)
     .bind(&share.header[..])
     .bind(&share.target[..])
@@ -354,7 +378,7 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
         .await?;
     let required = parse_work(required.get(0))?;
     let before = sqlx::query("SELECT work, unlocked_at FROM progress WHERE user_id = ? AND content_id = ?")
-        .bind(share.user_id)
+        .bind(user_id)
         .bind(content_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -369,7 +393,7 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
          ON CONFLICT (user_id, content_id) DO UPDATE SET work = excluded.work,
              unlocked_at = COALESCE(progress.unlocked_at, excluded.unlocked_at)",
     )
-    .bind(share.user_id)
+    .bind(user_id)
     .bind(content_id)
     .bind(done.to_string())
     .bind(newly_unlocked.then(now_ms))

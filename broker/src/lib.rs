@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 /// Serves `app` on `listener` until `shutdown` resolves.
@@ -32,6 +33,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = http::app(broker, dirs);
+    // Replies are small frames sent back to back (accepted, progress, …): without TCP_NODELAY, Nagle's
+    // algorithm holds the second one for the peer's delayed ACK (up to 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {error}");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -164,7 +164,6 @@ impl Replies {
 struct Open {
     site: Site,
     user: String,
-    user_id: i64,
     content: Option<Content>,
     work: SessionWork,
 }
@@ -272,8 +271,7 @@ impl Session {
                 }
             },
         };
-        let user_id = self.broker.ledger.user_id(site.id, &hello.user).await.map_err(internal)?;
-        let done = self.broker.ledger.progress(user_id).await.map_err(internal)?;
+        let done = self.broker.ledger.progress(site.id, &hello.user).await.map_err(internal)?;
         let progress: Vec<Progress> = contents
             .iter()
             .map(|c| Progress {
@@ -312,7 +310,7 @@ impl Session {
                 messages.push(self.broker.unlock(&site, &hello.user, content, done));
             }
         }
-        self.open = Some(Open { site, user: hello.user, user_id, content, work });
+        self.open = Some(Open { site, user: hello.user, content, work });
         Ok(Replies { messages, close: None })
     }
 
@@ -333,7 +331,7 @@ impl Session {
             job_id: share.job_id.clone(),
             nonce: share.nonce,
             site_id: open.site.id,
-            user_id: open.user_id,
+            user: open.user.clone(),
             content_id: open.content.as_ref().map(|c| c.id),
             header: share.header,
             target: share.target.to_le_bytes(),

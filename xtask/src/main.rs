@@ -3,6 +3,7 @@
 //! machine and in CI.
 
 mod bench;
+mod bench_broker;
 mod build;
 mod demo;
 mod serve;
@@ -21,7 +22,9 @@ commands:
   build           two wasm builds (simd128 and plain) into pkg/, with sizes
   test            fmt, clippy, tidy, native tests, wasm-pack tests in headless Chromium
   bench [--json]  kernel benchmark in headless Chromium and natively
-  demo [--port N] build and serve the demo page (miner in workers, live hash rate)
+  bench-broker [--json] [--clients N] [--seconds S]
+                  share verification and N concurrent WebSocket miners against the broker
+  demo [--port N] build everything and start the broker, which serves the demo
   tidy            repository hygiene checks (module docs)
 ";
 
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
         "build" => build::run().map(drop),
         "test" => test::run(),
         "bench" => bench::run(&rest),
+        "bench-broker" => bench_broker::run(&rest),
         "demo" => demo::run(&rest),
         "tidy" => tidy::run(),
         "" | "help" | "--help" | "-h" => {

@@ -1,0 +1,221 @@
+//! The broker's benchmark (`cargo xtask bench-broker`), not a test.
+//!
+//! - `loadgen verify [--seconds S]`: share verification on one core, through the broker's own
+//!   `SessionWork::verify` (nonce parsing, job lookup, duplicate check, sha256d, 256-bit compare).
+//! - `loadgen load --url ws://… --site KEY [--clients N] [--seconds S] [--interval-ms I]`: N concurrent
+//!   WebSocket miners on loopback; each mines real shares (the broker must be started with tiny shares)
+//!   and submits one every ~I ms; measures the time from `submit` to the durable `accepted`.
+//!
+//! Each prints one JSON line.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use minepass::kernel::Job;
+use minepass::protocol::{self, ServerMessage};
+use minepass::target::Target;
+use minepass_broker::work::{GateJobs, SessionWork, Vardiff};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+fn arg<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("verify") => verify(arg(&args, "--seconds", 3.0)),
+        Some("load") => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            runtime.block_on(load(
+                arg(&args, "--url", String::new()),
+                arg(&args, "--site", String::new()),
+                arg(&args, "--clients", 1000),
+                arg(&args, "--seconds", 20.0),
+                arg(&args, "--interval-ms", 4000),
+            ));
+        }
+        _ => eprintln!("usage: loadgen verify | load --url URL --site KEY [--clients N] [--seconds S]"),
+    }
+}
+
+/// Every share in the next 4096-position scans of a job from position `from` on (at least one).
+fn shares_of(header: &[u8], target: Target, from: &mut u32) -> Vec<u32> {
+    let job = Job::new(header, target).expect("80-byte header");
+    let mut hits = Vec::new();
+    while hits.is_empty() {
+        job.scan(*from, 4096, &mut hits).expect("range fits");
+        *from += 4096;
+    }
+    hits
+}
+
+fn verify(seconds: f64) {
+    let vardiff = Vardiff { interval: Duration::from_secs(4), min_work: 1, max_work: 1 << 60 };
+    let source = GateJobs::new();
+    let mut verified = 0u64;
+    let mut busy = Duration::ZERO;
+    // Jobs of work 1 (the largest target), so every nonce is a valid share and no mining is needed;
+    // verification does the same work as for any target: parse, look up, sha256d, compare, record.
+    while busy.as_secs_f64() < seconds {
+        let mut work = SessionWork::new("bench".into(), vardiff);
+        let job = work.issue(&source, 1).clone();
+        let nonces: Vec<String> = (0..100_000u32).map(protocol::format_nonce).collect();
+        let started = Instant::now();
+        for nonce in &nonces {
+            work.verify(&job.id, nonce).expect("every nonce meets the largest target");
+        }
+        busy += started.elapsed();
+        verified += nonces.len() as u64;
+    }
+    println!("{}", json!({ "verify_per_s_core": (verified as f64 / busy.as_secs_f64()).round() }));
+}
+
+async fn load(url: String, site: String, clients: usize, seconds: f64, interval_ms: u64) {
+    // Latencies count only once every client has connected and had one interval to settle: the
+    // benchmark is about steady state, not the connection ramp.
+    let ramp = Duration::from_millis(clients as u64 / 500 * 50 + interval_ms);
+    let measure_from = Instant::now() + ramp;
+    let deadline = measure_from + Duration::from_secs_f64(seconds);
+    let (report, mut results) = tokio::sync::mpsc::unbounded_channel::<Result<Vec<f64>, String>>();
+    for client in 0..clients {
+        let (url, site, report) = (url.clone(), site.clone(), report.clone());
+        tokio::spawn(async move {
+            let _ = report.send(miner(client, &url, &site, measure_from, deadline, interval_ms).await);
+        });
+        // Open connections at a steady pace rather than all in one burst.
+        if client % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    drop(report);
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    let mut first_error = None;
+    while let Some(result) = results.recv().await {
+        match result {
+            Ok(mut samples) => latencies.append(&mut samples),
+            Err(error) => {
+                failed += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{}",
+        json!({
+            "clients": clients,
+            "clients_failed": failed,
+            "seconds_measured": seconds,
+            "first_error": first_error,
+            "shares": latencies.len(),
+            "shares_per_s": (latencies.len() as f64 / seconds * 10.0).round() / 10.0,
+            "ack_p50_ms": (pct(0.50) * 100.0).round() / 100.0,
+            "ack_p90_ms": (pct(0.90) * 100.0).round() / 100.0,
+            "ack_p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+            "ack_max_ms": (pct(1.0) * 100.0).round() / 100.0,
+        })
+    );
+}
+
+/// One miner: hello, then a share every ~`interval_ms` until `deadline`; returns ack latencies in ms.
+async fn miner(
+    client: usize,
+    url: &str,
+    site: &str,
+    measure_from: Instant,
+    deadline: Instant,
+    interval_ms: u64,
+) -> Result<Vec<f64>, String> {
+    // Small buffers (the 128 KiB defaults cost 1.3 GB and much CPU at 10,000 sockets) and no Nagle delay.
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let hello = json!({
+        "type": "hello", "v": 1, "site": site, "user": format!("load-{client}"),
+        "consent": {"id": format!("c{client}"), "given_at": now, "expires_at": now + 3_600_000},
+        "client": {"threads": 1, "simd": false, "hashrate": 1},
+    });
+    socket.send(Message::Text(hello.to_string().into())).await.map_err(|e| e.to_string())?;
+    let mut job = None;
+    while job.is_none() {
+        match next(&mut socket).await? {
+            ServerMessage::Job(j) => job = Some(j),
+            ServerMessage::Error { code, .. } => return Err(format!("hello refused: {code}")),
+            _ => {}
+        }
+    }
+    let mut job = job.expect("loop ends with a job");
+    let mut position = 0u32;
+    // Shares found but not yet submitted: a scan finds several at once, and mining must stay a small
+    // part of the load generator's CPU so that it measures the broker.
+    let mut found: Vec<u32> = Vec::new();
+    let mut latencies = Vec::new();
+    // Spread the clients' submissions over the interval.
+    tokio::time::sleep(Duration::from_millis(client as u64 * 7919 % interval_ms.max(1))).await;
+    while Instant::now() < deadline {
+        if found.is_empty() {
+            let header = hex::decode(&job.header).map_err(|e| e.to_string())?;
+            let target = Target::from_le_bytes(&hex::decode(&job.target).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            found = shares_of(&header, target, &mut position);
+        }
+        let nonce = found.pop().expect("refilled above");
+        let submit = json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)});
+        let sent = Instant::now();
+        socket.send(Message::Text(submit.to_string().into())).await.map_err(|e| e.to_string())?;
+        loop {
+            match next(&mut socket).await? {
+                ServerMessage::Accepted { .. } => {
+                    if sent >= measure_from {
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    break;
+                }
+                ServerMessage::Job(j) => {
+                    job = j;
+                    position = 0;
+                    found.clear();
+                }
+                ServerMessage::Rejected { code, .. } | ServerMessage::Error { code, .. } => {
+                    return Err(format!("share refused: {code}"));
+                }
+                _ => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+    }
+    let _ = socket.close(None).await;
+    Ok(latencies)
+}
+
+async fn next(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Result<ServerMessage, String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Err(_) => return Err("timeout".into()),
+            Ok(None) => return Err("closed".into()),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return serde_json::from_str(&text).map_err(|e| e.to_string());
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
