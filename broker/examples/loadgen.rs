@@ -166,18 +166,25 @@ async fn miner(
     // part of the load generator's CPU so that it measures the broker.
     let mut found: Vec<u32> = Vec::new();
     let mut latencies = Vec::new();
-    // Spread the clients' submissions over the interval.
-    tokio::time::sleep(Duration::from_millis(client as u64 * 7919 % interval_ms.max(1))).await;
+    // Open-loop schedule: client i submits at phase_i + k·interval whatever the broker's answers, so
+    // a slow ack cannot bunch the clients together (closed-loop clients that sleep after each ack
+    // synchronise into bursts), and latency counts from the scheduled time, so a backlog is measured
+    // rather than hidden (no coordinated omission).
+    let interval = Duration::from_millis(interval_ms.max(1));
+    let mut scheduled =
+        tokio::time::Instant::now() + Duration::from_millis(client as u64 * 7919 % interval_ms.max(1));
     while Instant::now() < deadline {
+        // Mine ahead of the scheduled time, so client-side work is not counted as broker latency.
         if found.is_empty() {
             let header = hex::decode(&job.header).map_err(|e| e.to_string())?;
             let target = Target::from_le_bytes(&hex::decode(&job.target).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
             found = shares_of(&header, target, &mut position);
         }
+        tokio::time::sleep_until(scheduled).await;
         let nonce = found.pop().expect("refilled above");
         let submit = json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)});
-        let sent = Instant::now();
+        let sent = scheduled.into_std();
         socket.send(Message::Text(submit.to_string().into())).await.map_err(|e| e.to_string())?;
         loop {
             match next(&mut socket).await? {
@@ -198,7 +205,7 @@ async fn miner(
                 _ => {}
             }
         }
-        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        scheduled += interval;
     }
     let _ = socket.close(None).await;
     Ok(latencies)
