@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// A handle to the ledger database (cheap to clone).
@@ -326,67 +328,118 @@ impl Ledger {
     }
 
     /// Writes a batch of shares in one transaction and returns what each one credited.
+    ///
+    /// Set-based, so that a batch costs a handful of statements rather than several per share: one
+    /// multi-row insert of the shares (returning those that were new), one upsert per distinct user
+    /// and one per distinct (user, content) pair.
     pub async fn commit_shares(&self, batch: &[ShareRecord]) -> Result<Vec<Credit>> {
         let mut tx = self.writer.begin().await?;
-        let mut credits = Vec::with_capacity(batch.len());
+        let mut user_ids: HashMap<(i64, &str), i64> = HashMap::new();
         for share in batch {
-            credits.push(credit_share(&mut tx, share).await?);
+            let key = (share.site_id, share.user.as_str());
+            if let Entry::Vacant(slot) = user_ids.entry(key) {
+                slot.insert(upsert_user(&mut tx, share.site_id, &share.user).await?);
+            }
+        }
+        let user_of = |share: &ShareRecord| user_ids[&(share.site_id, share.user.as_str())];
+
+        let now = now_ms();
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at) ",
+        );
+        insert.push_values(batch, |mut row, share| {
+            row.push_bind(&share.session)
+                .push_bind(&share.job_id)
+                .push_bind(i64::from(share.nonce))
+                .push_bind(share.site_id)
+                .push_bind(user_of(share))
+                .push_bind(share.content_id)
+                .push_bind(&share.header[..])
+                .push_bind(&share.target[..])
+                .push_bind(share.work.to_string())
+                .push_bind(now);
+        });
+        insert.push(" RETURNING job_id, nonce");
+        let mut new_rows: HashSet<(String, i64)> =
+            insert.build().fetch_all(&mut *tx).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        // A share is new if its row was inserted; a repeat within the batch is a duplicate.
+        let is_new: Vec<bool> = batch
+            .iter()
+            .map(|share| new_rows.remove(&(share.job_id.clone(), i64::from(share.nonce))))
+            .collect();
+
+        let mut added: HashMap<(i64, i64), u128> = HashMap::new();
+        let mut last_of_pair: HashMap<(i64, i64), usize> = HashMap::new();
+        for (index, share) in batch.iter().enumerate() {
+            if let (true, Some(content_id)) = (is_new[index], share.content_id) {
+                let pair = (user_of(share), content_id);
+                *added.entry(pair).or_default() += share.work;
+                last_of_pair.insert(pair, index);
+            }
+        }
+        let mut progress: HashMap<(i64, i64), ContentProgress> = HashMap::new();
+        for (&(user_id, content_id), &work) in &added {
+            progress.insert((user_id, content_id), add_progress(&mut tx, user_id, content_id, work).await?);
         }
         tx.commit().await?;
-        Ok(credits)
+
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(index, share)| {
+                if !is_new[index] {
+                    return Credit::Duplicate;
+                }
+                let progress = share.content_id.map(|content_id| {
+                    let pair = (user_of(share), content_id);
+                    let mut after = progress[&pair].clone();
+                    // Only the pair's last share in the batch reports the unlock.
+                    after.newly_unlocked &= last_of_pair[&pair] == index;
+                    after
+                });
+                Credit::Credited { progress }
+            })
+            .collect())
     }
 }
 
-async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> Result<Credit> {
+async fn upsert_user(tx: &mut Transaction<'_, Sqlite>, site_id: i64, external_id: &str) -> Result<i64> {
     sqlx::query("INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)")
-        .bind(share.site_id)
-        .bind(&share.user)
+        .bind(site_id)
+        .bind(external_id)
         .bind(now_ms())
         .execute(&mut **tx)
         .await?;
-    let user_id: i64 = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
-        .bind(share.site_id)
-        .bind(&share.user)
+    let row = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
+        .bind(site_id)
+        .bind(external_id)
         .fetch_one(&mut **tx)
-        .await?
-        .get(0);
-    let inserted = sqlx::query(
-        "INSERT OR IGNORE INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Adds `work` to a user's progress toward a content item; reports whether this reached the quota.
+async fn add_progress(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    content_id: i64,
+    work: u128,
+) -> Result<ContentProgress> {
+    let row = sqlx::query(
+        "SELECT c.required_work, p.work, p.unlocked_at FROM content c
+         LEFT JOIN progress p ON p.content_id = c.id AND p.user_id = ? WHERE c.id = ?",
     )
-    .bind(&share.session)
-    .bind(&share.job_id)
-    .bind(i64::from(share.nonce))
-    .bind(share.site_id)
     .bind(user_id)
-    .bind(share.content_id)
-    .bind(&share.header[..])
-    .bind(&share.target[..])
-    .bind(share.work.to_string())
-    .bind(now_ms())
-    .execute(&mut **tx)
+    .bind(content_id)
+    .fetch_one(&mut **tx)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok(Credit::Duplicate);
-    }
-    let Some(content_id) = share.content_id else {
-        return Ok(Credit::Credited { progress: None });
+    let required = parse_work(row.get(0))?;
+    let before = match row.get::<Option<String>, _>(1) {
+        Some(text) => parse_work(&text)?,
+        None => 0,
     };
-    let required = sqlx::query("SELECT required_work FROM content WHERE id = ?")
-        .bind(content_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let required = parse_work(required.get(0))?;
-    let before = sqlx::query("SELECT work, unlocked_at FROM progress WHERE user_id = ? AND content_id = ?")
-        .bind(user_id)
-        .bind(content_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let (before_work, unlocked) = match before {
-        Some(row) => (parse_work(row.get(0))?, row.get::<Option<i64>, _>(1).is_some()),
-        None => (0, false),
-    };
-    let done = before_work.saturating_add(share.work);
+    let unlocked = row.get::<Option<i64>, _>(2).is_some();
+    let done = before.saturating_add(work);
     let newly_unlocked = !unlocked && done >= required;
     sqlx::query(
         "INSERT INTO progress (user_id, content_id, work, unlocked_at) VALUES (?, ?, ?, ?)
@@ -399,7 +452,7 @@ async fn credit_share(tx: &mut Transaction<'_, Sqlite>, share: &ShareRecord) -> 
     .bind(newly_unlocked.then(now_ms))
     .execute(&mut **tx)
     .await?;
-    Ok(Credit::Credited { progress: Some(ContentProgress { content_id, done, required, newly_unlocked }) })
+    Ok(ContentProgress { content_id, done, required, newly_unlocked })
 }
 
 /// One share waiting for its batch.
