@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::collections::hash_map::Entry;
@@ -174,12 +174,7 @@ impl Ledger {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| Site {
-            id: r.get(0),
-            key: r.get(1),
-            name: r.get(2),
-            enabled: r.get::<i64, _>(3) != 0,
-        }))
+        Ok(row.as_ref().map(site_from_row))
     }
 
     /// All sites, oldest first.
@@ -187,10 +182,7 @@ impl Ledger {
         let rows = sqlx::query("SELECT id, site_key, name, enabled FROM sites ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Site { id: r.get(0), key: r.get(1), name: r.get(2), enabled: r.get::<i64, _>(3) != 0 })
-            .collect())
+        Ok(rows.iter().map(site_from_row).collect())
     }
 
     pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<()> {
@@ -221,18 +213,10 @@ impl Ledger {
 
     /// The ledger id of a site's user, created on first sight.
     pub async fn user_id(&self, site_id: i64, external_id: &str) -> Result<i64> {
-        sqlx::query("INSERT OR IGNORE INTO users (site_id, external_id, created_at) VALUES (?, ?, ?)")
-            .bind(site_id)
-            .bind(external_id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT id FROM users WHERE site_id = ? AND external_id = ?")
-            .bind(site_id)
-            .bind(external_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.get(0))
+        let mut tx = self.writer.begin().await?;
+        let id = upsert_user(&mut tx, site_id, external_id).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Work a site's user has credited toward each content item (items without progress are absent;
@@ -274,12 +258,7 @@ impl Ledger {
             .bind(hash_secret(secret))
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| Site {
-            id: r.get(0),
-            key: r.get(1),
-            name: r.get(2),
-            enabled: r.get::<i64, _>(3) != 0,
-        }))
+        Ok(row.as_ref().map(site_from_row))
     }
 
     /// Signing keys as (kid, seed, created_at, retired_at), oldest first.
@@ -401,6 +380,10 @@ impl Ledger {
             })
             .collect())
     }
+}
+
+fn site_from_row(r: &SqliteRow) -> Site {
+    Site { id: r.get(0), key: r.get(1), name: r.get(2), enabled: r.get::<i64, _>(3) != 0 }
 }
 
 async fn upsert_user(tx: &mut Transaction<'_, Sqlite>, site_id: i64, external_id: &str) -> Result<i64> {
