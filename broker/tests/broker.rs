@@ -278,28 +278,41 @@ async fn a_token_for_another_site_fails_the_verify_api_with_wrong_audience() {
     assert_eq!(answer, json!({"ok": false, "error": "wrong_audience"}));
 }
 
+/// Sends a submit and expects it rejected with `code`.
+async fn expect_rejected(socket: &mut Socket, submit: Value, code: ErrorCode) {
+    send(socket, &submit).await;
+    match recv(socket).await {
+        ServerMessage::Rejected { code: got, .. } => assert_eq!(got, code, "{submit}"),
+        other => panic!("{submit}: expected rejected {code}, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
     let broker = TestBroker::start().await;
     let (mut socket, job) = open_session(&broker, "bob").await;
     let nonce = mine(&job);
     let good = protocol::format_nonce(nonce);
-    let mut expect = async |submit: Value, code: ErrorCode| {
-        send(&mut socket, &submit).await;
-        match recv(&mut socket).await {
-            ServerMessage::Rejected { code: got, .. } => assert_eq!(got, code, "{submit}"),
-            other => panic!("{submit}: expected rejected {code}, got {other:?}"),
-        }
-    };
-    expect(json!({"type": "submit", "job": job.id, "nonce": "zzzzzzzz"}), ErrorCode::BadNonce).await;
-    expect(json!({"type": "submit", "job": "nope.1", "nonce": good}), ErrorCode::UnknownJob).await;
+    expect_rejected(
+        &mut socket,
+        json!({"type": "submit", "job": job.id, "nonce": "zzzzzzzz"}),
+        ErrorCode::BadNonce,
+    )
+    .await;
+    expect_rejected(
+        &mut socket,
+        json!({"type": "submit", "job": "nope.1", "nonce": good}),
+        ErrorCode::UnknownJob,
+    )
+    .await;
     let above = (1..).map(|i| nonce.wrapping_add(i)).find(|&n| {
         let mut header = hex::decode(&job.header).unwrap();
         header[76..].copy_from_slice(&n.to_le_bytes());
         let target = Target::from_le_bytes(&hex::decode(&job.target).unwrap()).unwrap();
         !target.is_met_by(&minepass::baseline::sha256d(&header))
     });
-    expect(
+    expect_rejected(
+        &mut socket,
         json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(above.unwrap())}),
         ErrorCode::AboveTarget,
     )
@@ -308,14 +321,12 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
     send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": good})).await;
     assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
     let _progress = recv(&mut socket).await;
-    let mut expect = async |submit: Value, code: ErrorCode| {
-        send(&mut socket, &submit).await;
-        match recv(&mut socket).await {
-            ServerMessage::Rejected { code: got, .. } => assert_eq!(got, code, "{submit}"),
-            other => panic!("{submit}: expected rejected {code}, got {other:?}"),
-        }
-    };
-    expect(json!({"type": "submit", "job": job.id, "nonce": good}), ErrorCode::Duplicate).await;
+    expect_rejected(
+        &mut socket,
+        json!({"type": "submit", "job": job.id, "nonce": good}),
+        ErrorCode::Duplicate,
+    )
+    .await;
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (1, 1 << 12));
 }
 
