@@ -72,6 +72,18 @@ impl TestBroker {
         }
     }
 
+    /// `POST /api/v1/tokens/verify` as a publisher would: (HTTP status, JSON body).
+    async fn verify_token(&self, secret: &str, token: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/tokens/verify", self.address))
+            .bearer_auth(secret)
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     async fn connect(&self) -> Socket {
         let (socket, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await.unwrap();
@@ -218,18 +230,12 @@ async fn hello_job_shares_progress_until_the_quota_is_met() {
     assert!(key.verify_token::<ContentClaims>(&token, Some(wrong)).is_err());
 
     // Then consumes it once through the verify API.
-    let verify = |secret: &str| {
-        http.post(format!("http://{}/api/v1/tokens/verify", broker.address))
-            .bearer_auth(secret)
-            .json(&json!({ "token": token }))
-            .send()
-    };
-    let unauthorized = verify("secret_wrong").await.unwrap();
-    assert_eq!(unauthorized.status(), 401);
-    let first: Value = verify(&broker.site_secret).await.unwrap().json().await.unwrap();
+    let (status, _) = broker.verify_token("secret_wrong", &token).await;
+    assert_eq!(status, 401);
+    let (_, first) = broker.verify_token(&broker.site_secret, &token).await;
     assert_eq!(first["ok"], json!(true), "{first}");
     assert_eq!(first["claims"]["sub"], json!("alice"));
-    let second: Value = verify(&broker.site_secret).await.unwrap().json().await.unwrap();
+    let (_, second) = broker.verify_token(&broker.site_secret, &token).await;
     assert_eq!(second, json!({"ok": false, "error": "already_used"}));
 
     // Coming back later: the progress is durable and a fresh token is issued at hello.
@@ -265,16 +271,7 @@ async fn a_token_for_another_site_fails_the_verify_api_with_wrong_audience() {
     assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
     assert!(matches!(recv(&mut socket).await, ServerMessage::Progress(_)));
     let ServerMessage::Unlock { token, .. } = recv(&mut socket).await else { panic!("expected unlock") };
-    let answer: Value = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/tokens/verify", broker.address))
-        .bearer_auth(&broker.site_secret)
-        .json(&json!({ "token": token }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = broker.verify_token(&broker.site_secret, &token).await;
     assert_eq!(answer, json!({"ok": false, "error": "wrong_audience"}));
 }
 
