@@ -3,8 +3,9 @@
 //! - `loadgen verify [--seconds S]`: share verification on one core, through the broker's own
 //!   `SessionWork::verify` (nonce parsing, job lookup, duplicate check, sha256d, 256-bit compare).
 //! - `loadgen load --url ws://… --site KEY [--clients N] [--seconds S] [--interval-ms I]`: N concurrent
-//!   WebSocket miners on loopback; each mines real shares (the broker must be started with tiny shares)
-//!   and submits one every ~I ms; measures the time from `submit` to the durable `accepted`.
+//!   WebSocket miners on loopback. Warm-up: each connects, says hello and mines its real shares (the
+//!   broker must be started with tiny shares). Then each submits one every I ms for S seconds; the
+//!   latency is measured from the scheduled `submit` to the durable `accepted`.
 //!
 //! Each prints one JSON line.
 
@@ -45,13 +46,13 @@ fn main() {
     }
 }
 
-/// Every share in the next 4096-position scans of a job from position `from` on (at least one).
-fn shares_of(header: &[u8], target: Target, from: &mut u32) -> Vec<u32> {
+/// At least `count` shares of a job, mined natively.
+fn mine(header: &[u8], target: Target, count: usize) -> Vec<u32> {
     let job = Job::new(header, target).expect("80-byte header");
-    let mut hits = Vec::new();
-    while hits.is_empty() {
-        job.scan(*from, 4096, &mut hits).expect("range fits");
-        *from += 4096;
+    let (mut hits, mut from) = (Vec::new(), 0u32);
+    while hits.len() < count {
+        job.scan(from, 1024, &mut hits).expect("range fits");
+        from += 1024;
     }
     hits
 }
@@ -78,34 +79,48 @@ fn verify(seconds: f64) {
 }
 
 async fn load(url: String, site: String, clients: usize, seconds: f64, interval_ms: u64) {
-    // Latencies count only once every client has connected and had one interval to settle: the
-    // benchmark is about steady state, not the connection ramp.
-    let ramp = Duration::from_millis(clients as u64 / 500 * 50 + interval_ms);
-    let measure_from = Instant::now() + ramp;
-    let deadline = measure_from + Duration::from_secs_f64(seconds);
+    let interval = Duration::from_millis(interval_ms.max(1));
+    // Enough shares for the whole run, mined before it starts: mining on the load generator's
+    // runtime while it measures would delay its own reads and be counted as broker latency.
+    let stock = (seconds * 1000.0 / interval.as_millis() as f64).ceil() as usize + 2;
     let (report, mut results) = tokio::sync::mpsc::unbounded_channel::<Result<Vec<f64>, String>>();
+    let (ready, mut readies) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (start, started) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
     for client in 0..clients {
-        let (url, site, report) = (url.clone(), site.clone(), report.clone());
+        let (url, site, report, ready, started) =
+            (url.clone(), site.clone(), report.clone(), ready.clone(), started.clone());
         tokio::spawn(async move {
-            let _ = report.send(miner(client, &url, &site, measure_from, deadline, interval_ms).await);
+            let miner = Miner { client, url, site, interval, seconds, stock };
+            let _ = report.send(miner.run(ready, started).await);
         });
         // Open connections at a steady pace rather than all in one burst.
         if client % 500 == 499 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    drop(report);
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    let mut first_error = None;
-    while let Some(result) = results.recv().await {
-        match result {
-            Ok(mut samples) => latencies.append(&mut samples),
-            Err(error) => {
-                failed += 1;
-                first_error.get_or_insert(error);
-            }
+    drop((report, ready));
+
+    // Warm-up (not measured): every client connected, said hello and holds its shares, or failed.
+    let (mut latencies, mut failed, mut first_error) = (Vec::new(), 0, None);
+    let mut record = |result: Result<Vec<f64>, String>| match result {
+        Ok(mut samples) => latencies.append(&mut samples),
+        Err(error) => {
+            failed += 1;
+            first_error.get_or_insert(error);
         }
+    };
+    let mut waiting = clients;
+    while waiting > 0 {
+        tokio::select! {
+            Some(()) = readies.recv() => waiting -= 1,
+            Some(result) = results.recv() => { record(result); waiting -= 1; }
+            else => break,
+        }
+    }
+    // Steady state: each client submits on its own phase of the interval, for `seconds`.
+    let _ = start.send(Some(tokio::time::Instant::now() + Duration::from_millis(100)));
+    while let Some(result) = results.recv().await {
+        record(result);
     }
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
@@ -131,89 +146,99 @@ async fn load(url: String, site: String, clients: usize, seconds: f64, interval_
     );
 }
 
-/// One miner: hello, then a share every ~`interval_ms` until `deadline`; returns ack latencies in ms.
-async fn miner(
+/// One simulated miner.
+struct Miner {
     client: usize,
-    url: &str,
-    site: &str,
-    measure_from: Instant,
-    deadline: Instant,
-    interval_ms: u64,
-) -> Result<Vec<f64>, String> {
-    // Small buffers (the 128 KiB defaults cost 1.3 GB and much CPU at 10,000 sockets) and no Nagle delay.
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let hello = json!({
-        "type": "hello", "v": 1, "site": site, "user": format!("load-{client}"),
-        "consent": {"id": format!("c{client}"), "given_at": now, "expires_at": now + 3_600_000},
-        "client": {"threads": 1, "simd": false, "hashrate": 1},
-    });
-    socket.send(Message::Text(hello.to_string().into())).await.map_err(|e| e.to_string())?;
-    let mut job = None;
-    while job.is_none() {
-        match next(&mut socket).await? {
-            ServerMessage::Job(j) => job = Some(j),
-            ServerMessage::Error { code, .. } => return Err(format!("hello refused: {code}")),
-            _ => {}
-        }
-    }
-    let mut job = job.expect("loop ends with a job");
-    let mut position = 0u32;
-    // Shares found but not yet submitted: a scan finds several at once, and mining must stay a small
-    // part of the load generator's CPU so that it measures the broker.
-    let mut found: Vec<u32> = Vec::new();
-    let mut latencies = Vec::new();
-    // Open-loop schedule: client i submits at phase_i + k·interval whatever the broker's answers, so
-    // a slow ack cannot bunch the clients together (closed-loop clients that sleep after each ack
-    // synchronise into bursts), and latency counts from the scheduled time, so a backlog is measured
-    // rather than hidden (no coordinated omission).
-    let interval = Duration::from_millis(interval_ms.max(1));
-    let mut scheduled =
-        tokio::time::Instant::now() + Duration::from_millis(client as u64 * 7919 % interval_ms.max(1));
-    while Instant::now() < deadline {
-        // Mine ahead of the scheduled time, so client-side work is not counted as broker latency.
-        if found.is_empty() {
-            let header = hex::decode(&job.header).map_err(|e| e.to_string())?;
-            let target = Target::from_le_bytes(&hex::decode(&job.target).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            found = shares_of(&header, target, &mut position);
-        }
-        tokio::time::sleep_until(scheduled).await;
-        let nonce = found.pop().expect("refilled above");
-        let submit = json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)});
-        let sent = scheduled.into_std();
-        socket.send(Message::Text(submit.to_string().into())).await.map_err(|e| e.to_string())?;
-        loop {
-            match next(&mut socket).await? {
-                ServerMessage::Accepted { .. } => {
-                    if sent >= measure_from {
-                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    break;
-                }
-                ServerMessage::Job(j) => {
-                    job = j;
-                    position = 0;
-                    found.clear();
-                }
-                ServerMessage::Rejected { code, .. } | ServerMessage::Error { code, .. } => {
-                    return Err(format!("share refused: {code}"));
-                }
-                _ => {}
-            }
-        }
-        scheduled += interval;
-    }
-    let _ = socket.close(None).await;
-    Ok(latencies)
+    url: String,
+    site: String,
+    interval: Duration,
+    seconds: f64,
+    /// Shares to mine before the measured run.
+    stock: usize,
 }
 
-async fn next(
-    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-) -> Result<ServerMessage, String> {
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Miner {
+    /// Connects, says hello and mines its shares, reports `ready`, waits for the start, then submits a
+    /// share every `interval` for `seconds`; returns the ack latencies in ms.
+    async fn run(
+        self,
+        ready: tokio::sync::mpsc::UnboundedSender<()>,
+        mut started: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+    ) -> Result<Vec<f64>, String> {
+        // Small buffers (the 128 KiB defaults cost 1.3 GB and much CPU at 10,000 sockets) and no Nagle delay.
+        let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&self.url, Some(config), true)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let client = self.client;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let hello = json!({
+            "type": "hello", "v": 1, "site": self.site, "user": format!("load-{client}"),
+            "consent": {"id": format!("c{client}"), "given_at": now, "expires_at": now + 3_600_000},
+            "client": {"threads": 1, "simd": false, "hashrate": 1},
+        });
+        socket.send(Message::Text(hello.to_string().into())).await.map_err(|e| e.to_string())?;
+        let mut job = loop {
+            match next(&mut socket).await? {
+                ServerMessage::Job(job) => break job,
+                ServerMessage::Error { code, .. } => return Err(format!("hello refused: {code}")),
+                _ => {}
+            }
+        };
+        let mut found = self.mine(&job).await?;
+        let _ = ready.send(());
+        let start = *started.wait_for(Option::is_some).await.map_err(|e| e.to_string())?;
+        let start = start.expect("waited for Some");
+        let deadline = start + Duration::from_secs_f64(self.seconds);
+        // Open-loop schedule: client i submits at phase_i + k·interval whatever the broker's answers, so
+        // a slow ack cannot bunch the clients together (closed-loop clients that sleep after each ack
+        // synchronise into bursts), and latency counts from the scheduled time, so a backlog is measured
+        // rather than hidden (no coordinated omission).
+        let phase = self.interval.mul_f64((client as u64 * 7919 % 10_007) as f64 / 10_007.0);
+        let mut scheduled = start + phase;
+        let mut latencies = Vec::new();
+        while scheduled < deadline {
+            tokio::time::sleep_until(scheduled).await;
+            let Some(nonce) = found.pop() else { return Err("ran out of shares".into()) };
+            let submit = json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)});
+            socket.send(Message::Text(submit.to_string().into())).await.map_err(|e| e.to_string())?;
+            loop {
+                match next(&mut socket).await? {
+                    ServerMessage::Accepted { .. } => {
+                        latencies.push(scheduled.elapsed().as_secs_f64() * 1000.0);
+                        break;
+                    }
+                    // A retarget: the shares in stock are for the old job (still live for this answer).
+                    ServerMessage::Job(new) => {
+                        job = new;
+                        found = self.mine(&job).await?;
+                    }
+                    ServerMessage::Rejected { code, .. } | ServerMessage::Error { code, .. } => {
+                        return Err(format!("share refused: {code}"));
+                    }
+                    _ => {}
+                }
+            }
+            scheduled += self.interval;
+        }
+        let _ = socket.close(None).await;
+        Ok(latencies)
+    }
+
+    /// The job's shares, mined on a blocking thread.
+    async fn mine(&self, job: &protocol::Job) -> Result<Vec<u32>, String> {
+        let header = hex::decode(&job.header).map_err(|e| e.to_string())?;
+        let target = Target::from_le_bytes(&hex::decode(&job.target).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let stock = self.stock;
+        tokio::task::spawn_blocking(move || mine(&header, target, stock)).await.map_err(|e| e.to_string())
+    }
+}
+
+async fn next(socket: &mut Socket) -> Result<ServerMessage, String> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
             Err(_) => return Err("timeout".into()),

@@ -452,6 +452,8 @@ pub struct Committer {
 
 /// Largest batch one transaction commits.
 const MAX_BATCH: usize = 512;
+/// Commits slower than this are logged.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Committer {
     /// Starts the committer task. It ends when every `Committer` clone has been dropped.
@@ -463,7 +465,12 @@ impl Committer {
                 let shares: Vec<ShareRecord> = batch.iter().map(|p| p.share.clone()).collect();
                 let started = std::time::Instant::now();
                 let outcome = ledger.commit_shares(&shares).await;
-                crate::metrics::commit_latency(started.elapsed(), shares.len());
+                let elapsed = started.elapsed();
+                crate::metrics::commit_latency(elapsed, shares.len());
+                // A durable ack waits for its commit: slow storage shows up here first.
+                if elapsed > SLOW_COMMIT {
+                    tracing::warn!("slow commit: {} shares took {elapsed:?}", shares.len());
+                }
                 match outcome {
                     Ok(credits) => {
                         for (pending, credit) in batch.drain(..).zip(credits) {
