@@ -108,6 +108,17 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Content keys appear in markup (`<minepass-gate content="…">`) and in the protocol: 1-64 characters
+/// of ASCII letters, digits, `-`, `_` and `.`.
+pub fn is_valid_content_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Names and titles: 1-200 characters, no control characters.
+pub fn is_valid_label(text: &str) -> bool {
+    (1..=200).contains(&text.chars().count()) && !text.chars().any(char::is_control)
+}
+
 fn parse_work(text: &str) -> Result<u128> {
     text.parse().with_context(|| format!("corrupt work value {text:?} in the ledger"))
 }
@@ -132,6 +143,9 @@ impl Ledger {
 
     /// Creates a site with a fresh key and secret.
     pub async fn add_site(&self, name: &str) -> Result<NewSite> {
+        if !is_valid_label(name) {
+            bail!("a site name is 1-200 printable characters");
+        }
         let site = NewSite { key: random_token("site_", 12), secret: random_token("secret_", 32) };
         sqlx::query("INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
             .bind(&site.key)
@@ -155,6 +169,9 @@ impl Ledger {
         if required == 0 {
             bail!("required work must be positive");
         }
+        if !is_valid_content_key(content_key) || !is_valid_label(title) {
+            bail!("a content id is 1-64 of [A-Za-z0-9._-] and a title 1-200 printable characters");
+        }
         sqlx::query(
             "INSERT INTO content (site_id, content_key, title, required_work, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (site_id, content_key) DO UPDATE SET title = excluded.title, required_work = excluded.required_work",
@@ -167,6 +184,41 @@ impl Ledger {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Creates an admin API token; returns it (only its hash is stored).
+    pub async fn add_admin_token(&self, label: &str) -> Result<String> {
+        let token = random_token("admin_", 32);
+        sqlx::query("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES (?, ?, ?)")
+            .bind(hash_secret(&token))
+            .bind(label)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// Whether `token` is a current (not revoked) admin token.
+    pub async fn is_admin_token(&self, token: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL")
+            .bind(hash_secret(token))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revokes every admin token; returns how many were current.
+    pub async fn revoke_admin_tokens(&self) -> Result<u64> {
+        let done = sqlx::query("UPDATE admin_tokens SET revoked_at = ? WHERE revoked_at IS NULL")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many admin tokens were ever created (revoked ones included).
+    pub async fn admin_tokens_created(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens").fetch_one(&self.pool).await?)
     }
 
     pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {

@@ -52,6 +52,24 @@ enum Command {
         #[command(flatten)]
         options: ServeOptions,
     },
+    /// Manage the operator's tokens for the admin API (`Authorization: Bearer …`).
+    AdminToken {
+        #[command(subcommand)]
+        action: AdminTokenAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenAction {
+    /// Create a token; prints it (shown once, stored hashed).
+    Add {
+        #[arg(long, default_value = "operator")]
+        label: String,
+    },
+    /// Revoke every admin token.
+    RevokeAll,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +145,18 @@ async fn main() -> Result<()> {
             println!("new signing key: {}", minepass_broker::tokens::rotate(&ledger).await?);
             Ok(())
         }
+        Command::AdminToken { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            match action {
+                AdminTokenAction::Add { label } => {
+                    println!("admin token: {}", ledger.add_admin_token(&label).await?);
+                }
+                AdminTokenAction::RevokeAll => {
+                    println!("revoked {} admin tokens", ledger.revoke_admin_tokens().await?);
+                }
+            }
+            Ok(())
+        }
         Command::Content { action: ContentAction::Add { site, id, title, work }, options } => {
             let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
             ledger.put_content(&site, &id, &title, work).await?;
@@ -140,6 +170,7 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file);
     let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
     ensure_demo_site(&ledger).await?;
+    ensure_admin_token(&ledger).await?;
     let vardiff = Vardiff {
         interval: config.share_interval,
         min_work: config.min_share_work.into(),
@@ -173,6 +204,15 @@ async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
         "Created the demo site.\n  site key:    {}\n  site secret: {} (shown once)",
         site.key, site.secret
     );
+    Ok(())
+}
+
+/// On first start, an admin API token, printed once.
+async fn ensure_admin_token(ledger: &Ledger) -> Result<()> {
+    if ledger.admin_tokens_created().await? == 0 {
+        let token = ledger.add_admin_token("first run").await?;
+        println!("Created an admin API token (shown once): {token}");
+    }
     Ok(())
 }
 

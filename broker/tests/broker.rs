@@ -84,6 +84,19 @@ impl TestBroker {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// An admin API request: (HTTP status, JSON body).
+    async fn admin(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = reqwest::Client::new()
+            .request(method, format!("http://{}/api/v1/admin{path}", self.address))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     async fn connect(&self) -> Socket {
         let (socket, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await.unwrap();
@@ -420,6 +433,104 @@ async fn hello_is_refused_for_version_site_and_consent_problems_and_the_connecti
     // The broker is still up and hands out work to a good hello.
     let (_socket, _job) = open_session(&broker, "erin").await;
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (0, 0));
+}
+
+#[tokio::test]
+async fn the_admin_api_manages_sites_and_content_and_refuses_bad_requests_changing_nothing() {
+    let broker = TestBroker::start().await;
+    let token = broker.ledger.add_admin_token("test").await.unwrap();
+    let listing = |value: &Value| value["sites"].clone();
+
+    // Authentication: no token, a wrong token and a site secret are all refused.
+    for bad in ["", "admin_wrong", broker.site_secret.as_str()] {
+        let (status, body) = broker.admin("GET", "/sites", bad, None).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "token {bad:?}");
+    }
+    let (status, before) = broker.admin("GET", "/sites", &token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listing(&before)[0]["content"][0]["required_work"], CONTENT_WORK.to_string());
+
+    // A new site, then a content item with a u128 quota, as a publisher's operator would.
+    let (status, created) = broker.admin("POST", "/sites", &token, Some(json!({"name": "Blog"}))).await;
+    assert_eq!(status, 201);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap();
+    let quota = (u128::MAX - 1).to_string();
+    let item = json!({"title": "Long read", "required_work": quota});
+    let (status, body) =
+        broker.admin("PUT", &format!("/sites/{key}/content/long-read"), &token, Some(item)).await;
+    assert_eq!((status, body["content"]["required_work"].as_str()), (200, Some(quota.as_str())));
+    // The new secret authenticates the verify API (a junk token is then a token error, not 401).
+    assert_eq!(broker.verify_token(secret, "junk").await, (200, json!({"ok": false, "error": "malformed"})));
+    let (_, after_add) = broker.admin("GET", "/sites", &token, None).await;
+    assert_eq!(listing(&after_add).as_array().unwrap().len(), 2);
+
+    // Bad requests: each has its code and changes nothing.
+    let bad_requests = [
+        ("POST", "/sites".to_owned(), json!({"name": ""}), 400, "bad_name"),
+        ("POST", "/sites".to_owned(), json!({"name": "x", "extra": 1}), 400, "bad_request"),
+        (
+            "PUT",
+            format!("/sites/{key}/content/bad%20id"),
+            json!({"title": "t", "required_work": "5"}),
+            400,
+            "bad_content_id",
+        ),
+        (
+            "PUT",
+            format!("/sites/{key}/content/a"),
+            json!({"title": "", "required_work": "5"}),
+            400,
+            "bad_title",
+        ),
+        (
+            "PUT",
+            format!("/sites/{key}/content/a"),
+            json!({"title": "t", "required_work": "0"}),
+            400,
+            "bad_required_work",
+        ),
+        (
+            "PUT",
+            format!("/sites/{key}/content/a"),
+            json!({"title": "t", "required_work": 5}),
+            400,
+            "bad_request",
+        ),
+        (
+            "PUT",
+            format!("/sites/{key}/content/a"),
+            json!({"title": "t", "required_work": "-5"}),
+            400,
+            "bad_request",
+        ),
+        (
+            "PUT",
+            "/sites/site_nope/content/a".to_owned(),
+            json!({"title": "t", "required_work": "5"}),
+            404,
+            "not_found",
+        ),
+        ("PATCH", "/sites/site_nope".to_owned(), json!({"enabled": false}), 404, "not_found"),
+        ("PATCH", format!("/sites/{key}"), json!({"enabled": "no"}), 400, "bad_request"),
+    ];
+    for (method, path, body, status, code) in bad_requests {
+        let answer = broker.admin(method, &path, &token, Some(body.clone())).await;
+        assert_eq!(answer, (status, json!({"ok": false, "error": code})), "{method} {path} {body}");
+    }
+    let (_, unchanged) = broker.admin("GET", "/sites", &token, None).await;
+    assert_eq!(unchanged, after_add);
+
+    // Disabling a site through the API stops new sessions for it.
+    let (status, body) =
+        broker.admin("PATCH", &format!("/sites/{key}"), &token, Some(json!({"enabled": false}))).await;
+    assert_eq!((status, body["site"]["enabled"].as_bool()), (200, Some(false)));
+    let mut socket = broker.connect().await;
+    expect_error(&mut socket, text(hello(&key, "frank", None)), ErrorCode::SiteDisabled, Some(1008)).await;
+
+    // A revoked token no longer works.
+    broker.ledger.revoke_admin_tokens().await.unwrap();
+    assert_eq!(broker.admin("GET", "/sites", &token, None).await.0, 401);
 }
 
 #[tokio::test]

@@ -1,26 +1,25 @@
 //! The transport layer: the axum router (`/ws`, `/healthz`, `/metrics`, the SDK and demo files) and
-//! the WebSocket loop that feeds frames to a [`Session`]. Handlers stay thin.
+//! the WebSocket loop that feeds frames to a [`Session`]. Handlers stay thin. The JSON APIs are in
+//! [`api`].
+
+mod api;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
 use tower_http::services::ServeDir;
 
 use crate::metrics;
 use minepass::protocol::{ErrorCode, ServerMessage};
 
 use crate::session::{Broker, CLOSE_TOO_MANY_CONNECTIONS, Session};
-use crate::tokens::TokenError;
 
 /// Where the static files are.
 #[derive(Debug, Clone)]
@@ -36,7 +35,7 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(|| async { metrics::render() }))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/api/v1/tokens/verify", post(verify_token))
+        .merge(api::routes())
         .nest_service("/pkg", ServeDir::new(&dirs.pkg))
         .fallback_service(ServeDir::new(&dirs.www))
         .with_state(broker)
@@ -107,60 +106,4 @@ async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
 
 async fn jwks(State(broker): State<Arc<Broker>>) -> Response {
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(broker.tokens.jwks())).into_response()
-}
-
-/// Errors of the JSON API: the client learns a stable code, the log gets the detail.
-enum ApiError {
-    Unauthorized,
-    BadRequest,
-    Token(TokenError),
-    Internal(anyhow::Error),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::BadRequest => (StatusCode::BAD_REQUEST, "bad_request"),
-            // A well-formed request about a bad token is answered 200 with ok: false (as siteverify APIs do).
-            ApiError::Token(error) => (StatusCode::OK, error.code()),
-            ApiError::Internal(error) => {
-                tracing::error!("verify API failed: {error:#}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        (status, Json(json!({ "ok": false, "error": code }))).into_response()
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VerifyRequest {
-    token: String,
-}
-
-/// `POST /api/v1/tokens/verify` with `Authorization: Bearer <site secret>` and `{"token": "…"}`:
-/// checks the token for this site and consumes it, so a second verify of the same token fails.
-async fn verify_token(
-    State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
-    body: Result<Json<VerifyRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    let site = broker
-        .ledger
-        .site_by_secret(secret)
-        .await
-        .map_err(ApiError::Internal)?
-        .ok_or(ApiError::Unauthorized)?;
-    let Json(request) = body.map_err(|_| ApiError::BadRequest)?;
-    let claims = broker.tokens.verify(&request.token, &site.key).map_err(ApiError::Token)?;
-    if !broker.ledger.consume_token(&claims.jti, site.id).await.map_err(ApiError::Internal)? {
-        return Err(ApiError::Token(TokenError::AlreadyUsed));
-    }
-    Ok(Json(json!({ "ok": true, "claims": claims })).into_response())
 }

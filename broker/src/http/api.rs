@@ -1,0 +1,218 @@
+//! The JSON APIs: token verification for publishers (site secret) and site/content administration
+//! for the operator (admin token). Every error is a status plus a stable `error` code; a refused
+//! request changes nothing.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use minepass::protocol::Work;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::ledger::{Content, Site, is_valid_content_key, is_valid_label};
+use crate::session::Broker;
+use crate::tokens::TokenError;
+
+pub fn routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/api/v1/tokens/verify", post(verify_token))
+        .route("/api/v1/admin/sites", get(list_sites).post(add_site))
+        .route("/api/v1/admin/sites/{site}", patch(update_site))
+        .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
+}
+
+/// Errors of the JSON APIs: the client learns a stable code, the log gets the detail.
+enum ApiError {
+    Unauthorized,
+    /// The body is not the expected JSON, or a field is out of its range (the code names which).
+    BadRequest(&'static str),
+    NotFound,
+    Token(TokenError),
+    Internal(anyhow::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadRequest(code) => (StatusCode::BAD_REQUEST, code),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            // A well-formed request about a bad token is answered 200 with ok: false (as siteverify APIs do).
+            ApiError::Token(error) => (StatusCode::OK, error.code()),
+            ApiError::Internal(error) => {
+                tracing::error!("API request failed: {error:#}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        (status, Json(json!({ "ok": false, "error": code }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> ApiError {
+        ApiError::Internal(error)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// A JSON body, or `bad_request` (axum's own rejection would answer in plain text).
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value).map_err(|_| ApiError::BadRequest("bad_request"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    token: String,
+}
+
+/// `POST /api/v1/tokens/verify` with `Authorization: Bearer <site secret>` and `{"token": "…"}`:
+/// checks the token for this site and consumes it, so a second verify of the same token fails.
+async fn verify_token(
+    State(broker): State<Arc<Broker>>,
+    headers: HeaderMap,
+    request: Result<Json<VerifyRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let site = broker.ledger.site_by_secret(bearer(&headers)?).await?.ok_or(ApiError::Unauthorized)?;
+    let request = body(request)?;
+    let claims = broker.tokens.verify(&request.token, &site.key).map_err(ApiError::Token)?;
+    if !broker.ledger.consume_token(&claims.jti, site.id).await? {
+        return Err(ApiError::Token(TokenError::AlreadyUsed));
+    }
+    Ok(Json(json!({ "ok": true, "claims": claims })).into_response())
+}
+
+/// Admin requests carry `Authorization: Bearer <admin token>` (`minepass-broker admin-token add`).
+async fn authorize_admin(broker: &Broker, headers: &HeaderMap) -> Result<(), ApiError> {
+    if broker.ledger.is_admin_token(bearer(headers)?).await? { Ok(()) } else { Err(ApiError::Unauthorized) }
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    key: String,
+    name: String,
+    enabled: bool,
+    content: Vec<ContentView>,
+}
+
+#[derive(Serialize)]
+struct ContentView {
+    id: String,
+    title: String,
+    /// Expected hashes that unlock the item, as a decimal string (a u128 does not fit a JSON number).
+    required_work: Work,
+}
+
+impl From<Content> for ContentView {
+    fn from(content: Content) -> ContentView {
+        ContentView { id: content.key, title: content.title, required_work: Work(content.required) }
+    }
+}
+
+async fn site_view(broker: &Broker, site: Site) -> Result<SiteView, ApiError> {
+    let content = broker.ledger.content(site.id).await?.into_iter().map(ContentView::from).collect();
+    Ok(SiteView { key: site.key, name: site.name, enabled: site.enabled, content })
+}
+
+async fn existing_site(broker: &Broker, key: &str) -> Result<Site, ApiError> {
+    broker.ledger.site_by_key(key).await?.ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/v1/admin/sites`: every site with its content items.
+async fn list_sites(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize_admin(&broker, &headers).await?;
+    let mut sites = Vec::new();
+    for site in broker.ledger.sites().await? {
+        sites.push(site_view(&broker, site).await?);
+    }
+    Ok(Json(json!({ "ok": true, "sites": sites })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSiteRequest {
+    name: String,
+}
+
+/// `POST /api/v1/admin/sites` `{"name": …}`: creates a site; the answer holds its secret, the only
+/// time it is shown (the ledger keeps its hash).
+async fn add_site(
+    State(broker): State<Arc<Broker>>,
+    headers: HeaderMap,
+    request: Result<Json<NewSiteRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize_admin(&broker, &headers).await?;
+    let request = body(request)?;
+    if !is_valid_label(&request.name) {
+        return Err(ApiError::BadRequest("bad_name"));
+    }
+    let site = broker.ledger.add_site(&request.name).await?;
+    tracing::info!(site = %site.key, name = %request.name, "site added through the admin API");
+    let answer = json!({ "ok": true, "key": site.key, "secret": site.secret });
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateSiteRequest {
+    enabled: bool,
+}
+
+/// `PATCH /api/v1/admin/sites/{site}` `{"enabled": false}`: a disabled site gets no new sessions.
+async fn update_site(
+    State(broker): State<Arc<Broker>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    request: Result<Json<UpdateSiteRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize_admin(&broker, &headers).await?;
+    let request = body(request)?;
+    existing_site(&broker, &key).await?;
+    broker.ledger.set_site_enabled(&key, request.enabled).await?;
+    let site = site_view(&broker, existing_site(&broker, &key).await?).await?;
+    Ok(Json(json!({ "ok": true, "site": site })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutContentRequest {
+    title: String,
+    required_work: Work,
+}
+
+/// `PUT /api/v1/admin/sites/{site}/content/{content}` `{"title": …, "required_work": "268435456"}`:
+/// creates the item or changes its title and quota.
+async fn put_content(
+    State(broker): State<Arc<Broker>>,
+    Path((site_key, content_key)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Result<Json<PutContentRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize_admin(&broker, &headers).await?;
+    let request = body(request)?;
+    existing_site(&broker, &site_key).await?;
+    if !is_valid_content_key(&content_key) {
+        return Err(ApiError::BadRequest("bad_content_id"));
+    }
+    if !is_valid_label(&request.title) {
+        return Err(ApiError::BadRequest("bad_title"));
+    }
+    if request.required_work.0 == 0 {
+        return Err(ApiError::BadRequest("bad_required_work"));
+    }
+    broker.ledger.put_content(&site_key, &content_key, &request.title, request.required_work.0).await?;
+    let content = ContentView { id: content_key, title: request.title, required_work: request.required_work };
+    Ok(Json(json!({ "ok": true, "content": content })).into_response())
+}
