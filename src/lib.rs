@@ -11,10 +11,13 @@
 //!   work of a share as an integer.
 //! - [`baseline`]: sha256d with the `sha2` crate, the independent reference and the benchmark baseline.
 //! - [`protocol`]: the broker's WebSocket messages, shared by the SDK and the broker so they cannot drift.
+//! - [`client`]: the SDK's client logic (policy, budget, backoff, protocol state machine) and, on wasm32,
+//!   its browser layer.
 //! - `wasm` (wasm32 only): the wasm-bindgen API used by the web workers.
 #![deny(missing_docs)]
 
 pub mod baseline;
+pub mod client;
 pub mod kernel;
 pub mod protocol;
 pub mod target;

@@ -50,6 +50,12 @@ pub enum ClientMessage {
     Hello(Hello),
     /// A nonce the client found for a job.
     Submit(Submit),
+    /// The client has searched the whole nonce space of its current job: the broker answers with a
+    /// new job at the same share target.
+    More {
+        /// The id of the exhausted job (must be the current one).
+        job: String,
+    },
     /// Keep-alive; the broker answers `pong` with the same `t`.
     Ping {
         /// Any value the client chooses (typically a timestamp in ms).

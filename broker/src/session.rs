@@ -214,6 +214,7 @@ impl Session {
                 }
             }
             Ok(ClientMessage::Submit(submit)) => self.submit(&submit.job, &submit.nonce).await,
+            Ok(ClientMessage::More { job }) => self.more(&job),
         }
     }
 
@@ -312,6 +313,22 @@ impl Session {
         }
         self.open = Some(Open { site, user: hello.user, content, work });
         Ok(Replies { messages, close: None })
+    }
+
+    /// A fresh job at the current work when the client has exhausted the current one.
+    fn more(&mut self, job_id: &str) -> Replies {
+        let Some(open) = self.open.as_mut() else {
+            return Replies::error(ErrorCode::HelloRequired, describe(ErrorCode::HelloRequired), false);
+        };
+        let Some(work) = open.work.current().filter(|j| j.id == job_id).map(|j| j.work) else {
+            // An answer to an older job crossed a newer one on the wire: the client already has work.
+            return Replies::error(
+                ErrorCode::StaleJob,
+                "more work was asked for a job that is not current",
+                false,
+            );
+        };
+        Replies::one(ServerMessage::Job(open.work.issue(self.broker.jobs.as_ref(), work).to_message()))
     }
 
     async fn submit(&mut self, job_id: &str, nonce: &str) -> Replies {

@@ -155,6 +155,11 @@ impl SessionWork {
         &self.session
     }
 
+    /// The newest job, the one the client should be working on.
+    pub fn current(&self) -> Option<&IssuedJob> {
+        self.live.back()
+    }
+
     /// Issues a new job at `work` per share from `source`; the oldest live job retires.
     pub fn issue(&mut self, source: &dyn JobSource, work: u128) -> &IssuedJob {
         self.counter += 1;

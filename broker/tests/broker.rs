@@ -340,6 +340,24 @@ async fn every_bad_share_is_rejected_with_its_code_and_credits_nothing() {
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (1, 1 << 12));
 }
 
+#[tokio::test]
+async fn an_exhausted_job_is_replaced_on_request_and_its_shares_stay_valid_for_one_more_job() {
+    let broker = TestBroker::start().await;
+    let (mut socket, first) = open_session(&broker, "gina").await;
+    send(&mut socket, &json!({"type": "more", "job": first.id})).await;
+    let ServerMessage::Job(second) = recv(&mut socket).await else { panic!("expected a new job") };
+    assert_ne!(second.id, first.id);
+    assert_ne!(second.header, first.header, "a new search space");
+    assert_eq!((second.target.as_str(), second.work), (first.target.as_str(), first.work), "same share size");
+    // Asking again for the replaced job is refused (the client already has newer work).
+    let more_for_first = text(json!({"type": "more", "job": first.id}));
+    expect_error(&mut socket, more_for_first, ErrorCode::StaleJob, None).await;
+    // A share found on the replaced job just before it was replaced still counts.
+    let late = protocol::format_nonce(mine(&first));
+    send(&mut socket, &json!({"type": "submit", "job": first.id, "nonce": late})).await;
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
+}
+
 // --- Bad input: each gets its error code, credits nothing and leaves the broker up. ---
 
 /// Sends `frame` and expects an error with `code`; a fatal one must be followed by a close frame with

@@ -1,0 +1,424 @@
+//! The SDK's side of the broker protocol as a pure state machine: it takes broker frames, worker
+//! reports and timings, and returns [`Command`]s (frames to send, work for the workers, events for the
+//! page). The browser layer performs them; tests drive this directly.
+
+use serde::Serialize;
+
+use crate::protocol::{
+    self, ClientInfo, ClientMessage, Consent, ErrorCode, Hello, PROTOCOL_VERSION, ServerMessage, Submit,
+    Work, WorkMode,
+};
+
+/// What the browser layer must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Send this JSON text frame to the broker.
+    Send(String),
+    /// Search this job: every worker restarts on its own part of the nonce space.
+    Mine(protocol::Job),
+    /// Tell the page.
+    Emit(Event),
+    /// The broker refused the session for good (a fatal error): close and do not reconnect.
+    Shutdown,
+}
+
+/// Events for the page (`MinePass.on(type, …)`), serialised with their `type`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// The broker opened the session.
+    Open { session: String, mode: WorkMode },
+    /// Credited work toward the content item, with the measured hash rate and an estimate of the
+    /// seconds left at that rate (`null` until a rate is measured).
+    Progress { content: String, done: Work, required: Work, hashrate: f64, eta_s: Option<f64> },
+    /// A share was verified and durably credited.
+    Share { work: Work },
+    /// A share was refused (a stale job after a retarget is normal; others are worth logging).
+    Rejected { code: ErrorCode },
+    /// The content's quota is met: the token for the publisher's server.
+    Unlock { content: String, token: String },
+    /// An error from the broker (or an unreadable frame).
+    Error { code: String, message: String, fatal: bool },
+}
+
+/// Who mines, for which site and content, under which consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub site: String,
+    pub user: String,
+    pub content: Option<String>,
+    pub consent: Consent,
+    pub threads: u32,
+    pub simd: bool,
+}
+
+/// The protocol state of one visitor across connections.
+#[derive(Debug)]
+pub struct Controller {
+    identity: Identity,
+    /// From the last `welcome`: sent as `hello.resume` after a reconnect.
+    resume: Option<String>,
+    /// The current and the previous job ids (the broker accepts shares of both).
+    jobs: [Option<String>; 2],
+    /// Latest credited work toward the content item: (done, required).
+    progress: Option<(u128, u128)>,
+    hashrate: HashRate,
+    open: bool,
+}
+
+impl Controller {
+    pub fn new(identity: Identity) -> Controller {
+        Controller {
+            identity,
+            resume: None,
+            jobs: [None, None],
+            progress: None,
+            hashrate: HashRate::default(),
+            open: false,
+        }
+    }
+
+    /// The socket opened: say hello (with the resume token of an earlier connection, if any).
+    pub fn on_connected(&mut self) -> Vec<Command> {
+        let id = &self.identity;
+        let hashrate = self.hashrate.per_second().round() as u64;
+        let hello = ClientMessage::Hello(Hello {
+            v: PROTOCOL_VERSION,
+            site: id.site.clone(),
+            user: id.user.clone(),
+            consent: id.consent.clone(),
+            content: id.content.clone(),
+            client: ClientInfo {
+                threads: id.threads,
+                simd: id.simd,
+                hashrate: (hashrate > 0).then_some(hashrate),
+            },
+            resume: self.resume.clone(),
+        });
+        vec![send(&hello)]
+    }
+
+    /// The socket closed: shares of the old connection's jobs can no longer be submitted.
+    pub fn on_disconnected(&mut self) {
+        self.open = false;
+        self.jobs = [None, None];
+    }
+
+    /// Whether a session is open (after `welcome`, until the socket closes).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// A text frame from the broker.
+    pub fn on_frame(&mut self, text: &str) -> Vec<Command> {
+        let message = match serde_json::from_str::<ServerMessage>(text) {
+            Ok(message) => message,
+            Err(error) => {
+                return vec![Command::Emit(Event::Error {
+                    code: "bad_broker_message".into(),
+                    message: format!("unreadable message from the broker: {error}"),
+                    fatal: false,
+                })];
+            }
+        };
+        match message {
+            ServerMessage::Welcome(welcome) => {
+                self.open = true;
+                self.resume = Some(welcome.resume);
+                let mut commands =
+                    vec![Command::Emit(Event::Open { session: welcome.session, mode: welcome.mode })];
+                if let Some(mine) = welcome.progress.iter().find(|p| Some(&p.content) == self.content()) {
+                    commands.push(self.progress_event(mine.done.0, mine.required.0));
+                }
+                commands
+            }
+            ServerMessage::Job(job) => {
+                self.jobs = [Some(job.id.clone()), self.jobs[0].take()];
+                vec![Command::Mine(job)]
+            }
+            ServerMessage::Accepted { work, .. } => vec![Command::Emit(Event::Share { work })],
+            ServerMessage::Rejected { code, .. } => vec![Command::Emit(Event::Rejected { code })],
+            ServerMessage::Progress(progress) if Some(&progress.content) == self.content() => {
+                vec![self.progress_event(progress.done.0, progress.required.0)]
+            }
+            ServerMessage::Progress(_) | ServerMessage::Pong { .. } => Vec::new(),
+            ServerMessage::Unlock { content, token } => vec![Command::Emit(Event::Unlock { content, token })],
+            ServerMessage::Error { code, message, fatal } => {
+                let mut commands =
+                    vec![Command::Emit(Event::Error { code: code.as_str().to_owned(), message, fatal })];
+                if fatal {
+                    commands.push(Command::Shutdown);
+                }
+                commands
+            }
+        }
+    }
+
+    /// A worker found `nonce` on `job`: submit it while the broker still accepts that job.
+    pub fn on_found(&mut self, job: &str, nonce: u32) -> Vec<Command> {
+        if !self.open || !self.jobs.iter().flatten().any(|id| id == job) {
+            return Vec::new();
+        }
+        vec![send(&ClientMessage::Submit(Submit {
+            job: job.to_owned(),
+            nonce: protocol::format_nonce(nonce),
+        }))]
+    }
+
+    /// Every worker searched its whole range of `job`: ask for a new one (only for the current job).
+    pub fn on_exhausted(&mut self, job: &str) -> Vec<Command> {
+        if !self.open || self.jobs[0].as_deref() != Some(job) {
+            return Vec::new();
+        }
+        vec![send(&ClientMessage::More { job: job.to_owned() })]
+    }
+
+    /// Workers did `hashes` over `elapsed_ms`.
+    pub fn on_hashes(&mut self, hashes: u64, elapsed_ms: f64) {
+        self.hashrate.add(hashes, elapsed_ms);
+    }
+
+    /// The measured hash rate (hashes/s, smoothed over a few seconds).
+    pub fn hashrate(&self) -> f64 {
+        self.hashrate.per_second()
+    }
+
+    /// A fresh progress event at the current rate (the ETA changes as the rate is measured).
+    pub fn progress(&self) -> Option<Event> {
+        let (done, required) = self.progress?;
+        let content = self.content()?.clone();
+        let hashrate = self.hashrate();
+        let left = required.saturating_sub(done);
+        // Display only: seconds as a float from integer work.
+        let eta_s = (hashrate > 0.0).then(|| left as f64 / hashrate);
+        Some(Event::Progress { content, done: Work(done), required: Work(required), hashrate, eta_s })
+    }
+
+    fn progress_event(&mut self, done: u128, required: u128) -> Command {
+        self.progress = Some((done, required));
+        Command::Emit(self.progress().expect("progress and content are set"))
+    }
+
+    fn content(&self) -> Option<&String> {
+        self.identity.content.as_ref()
+    }
+}
+
+fn send(message: &ClientMessage) -> Command {
+    Command::Send(serde_json::to_string(message).expect("client messages serialise"))
+}
+
+/// Hash rate smoothed with an exponential moving average over about `TAU_MS`.
+#[derive(Debug, Default)]
+struct HashRate {
+    per_second: f64,
+    measured: bool,
+}
+
+const TAU_MS: f64 = 5000.0;
+
+impl HashRate {
+    fn add(&mut self, hashes: u64, elapsed_ms: f64) {
+        if elapsed_ms <= 0.0 {
+            return;
+        }
+        let rate = hashes as f64 * 1000.0 / elapsed_ms;
+        if !self.measured {
+            (self.per_second, self.measured) = (rate, true);
+            return;
+        }
+        let alpha = 1.0 - (-elapsed_ms / TAU_MS).exp();
+        self.per_second += alpha * (rate - self.per_second);
+    }
+
+    fn per_second(&self) -> f64 {
+        self.per_second
+    }
+}
+
+/// Splits the 2^32 nonce positions of a job among `workers`: `(start, end)` with `end` exclusive
+/// (up to 2^32, hence u64). The parts are disjoint and cover every position.
+pub fn nonce_ranges(workers: u32) -> Vec<(u32, u64)> {
+    let workers = u64::from(workers.max(1));
+    let space = 1u64 << 32;
+    (0..workers).map(|i| ((i * space / workers) as u32, (i + 1) * space / workers)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Progress;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn controller(content: Option<&str>) -> Controller {
+        Controller::new(Identity {
+            site: "site_1".into(),
+            user: "reader".into(),
+            content: content.map(str::to_owned),
+            consent: Consent { id: "c1".into(), given_at: 1, expires_at: 2 },
+            threads: 3,
+            simd: true,
+        })
+    }
+
+    fn frame(message: &ServerMessage) -> String {
+        serde_json::to_string(message).unwrap()
+    }
+
+    fn welcome(resume: &str, done: u128) -> String {
+        frame(&ServerMessage::Welcome(protocol::Welcome {
+            v: 1,
+            session: "s1".into(),
+            resume: resume.into(),
+            mode: WorkMode::Gate,
+            share_interval_ms: 4000,
+            progress: vec![
+                Progress { content: "other".into(), done: Work(5), required: Work(9) },
+                Progress { content: "article".into(), done: Work(done), required: Work(1000) },
+            ],
+        }))
+    }
+
+    fn job(id: &str) -> protocol::Job {
+        protocol::Job { id: id.into(), header: "00".repeat(80), target: "ff".repeat(32), work: Work(1) }
+    }
+
+    fn sent(commands: &[Command]) -> Vec<serde_json::Value> {
+        commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send(text) => Some(serde_json::from_str(text).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hello_carries_identity_consent_and_after_a_reconnect_the_resume_token() {
+        let mut c = controller(Some("article"));
+        let hello = &sent(&c.on_connected())[0];
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["v"], 1);
+        assert_eq!((hello["site"].as_str(), hello["user"].as_str()), (Some("site_1"), Some("reader")));
+        assert_eq!(hello["content"], "article");
+        assert_eq!(hello["consent"]["id"], "c1");
+        assert_eq!(hello["client"]["threads"], 3);
+        assert!(hello.get("resume").is_none() && hello["client"].get("hashrate").is_none());
+        // The broker's own parser accepts it.
+        assert!(protocol::classify_client_frame(&serde_json::to_string(hello).unwrap()).is_ok());
+
+        c.on_frame(&welcome("tok.1", 0));
+        c.on_hashes(2_000_000, 1000.0);
+        c.on_disconnected();
+        let again = &sent(&c.on_connected())[0];
+        assert_eq!(again["resume"], "tok.1");
+        assert_eq!(again["client"]["hashrate"], 2_000_000, "the next first share is sized to the device");
+    }
+
+    #[test]
+    fn welcome_reports_this_contents_progress_and_jobs_go_to_the_workers() {
+        let mut c = controller(Some("article"));
+        c.on_connected();
+        let commands = c.on_frame(&welcome("t", 250));
+        assert_eq!(commands[0], Command::Emit(Event::Open { session: "s1".into(), mode: WorkMode::Gate }));
+        assert!(matches!(
+            &commands[1],
+            Command::Emit(Event::Progress { content, done: Work(250), required: Work(1000), eta_s: None, .. })
+                if content == "article"
+        ));
+        assert!(c.is_open());
+        assert_eq!(c.on_frame(&frame(&ServerMessage::Job(job("j1")))), vec![Command::Mine(job("j1"))]);
+        // Progress of another item is not this gate's business.
+        let other =
+            ServerMessage::Progress(Progress { content: "other".into(), done: Work(1), required: Work(2) });
+        assert!(c.on_frame(&frame(&other)).is_empty());
+    }
+
+    #[test]
+    fn found_nonces_are_submitted_for_the_current_and_previous_job_only() {
+        let mut c = controller(None);
+        assert!(c.on_found("j1", 7).is_empty(), "nothing is sent before the session is open");
+        c.on_frame(&welcome("t", 0));
+        c.on_frame(&frame(&ServerMessage::Job(job("j1"))));
+        c.on_frame(&frame(&ServerMessage::Job(job("j2"))));
+        assert_eq!(sent(&c.on_found("j2", 0x1d_ac_2b_7c))[0]["nonce"], "1dac2b7c");
+        assert_eq!(sent(&c.on_found("j1", 1))[0]["job"], "j1", "the previous job still counts");
+        c.on_frame(&frame(&ServerMessage::Job(job("j3"))));
+        assert!(c.on_found("j1", 1).is_empty(), "two jobs back is stale: not sent");
+        c.on_disconnected();
+        assert!(c.on_found("j3", 1).is_empty(), "a closed session submits nothing");
+    }
+
+    #[test]
+    fn an_exhausted_current_job_asks_for_more() {
+        let mut c = controller(None);
+        c.on_frame(&welcome("t", 0));
+        c.on_frame(&frame(&ServerMessage::Job(job("j1"))));
+        c.on_frame(&frame(&ServerMessage::Job(job("j2"))));
+        assert!(c.on_exhausted("j1").is_empty(), "an old job: the new one is already here");
+        let more = &sent(&c.on_exhausted("j2"))[0];
+        assert_eq!((more["type"].as_str(), more["job"].as_str()), (Some("more"), Some("j2")));
+    }
+
+    #[test]
+    fn shares_unlocks_and_errors_become_events_and_a_fatal_error_shuts_down() {
+        let mut c = controller(Some("article"));
+        c.on_frame(&welcome("t", 0));
+        let accepted = ServerMessage::Accepted { job: "j".into(), nonce: "00000001".into(), work: Work(64) };
+        assert_eq!(c.on_frame(&frame(&accepted)), vec![Command::Emit(Event::Share { work: Work(64) })]);
+        let unlock = ServerMessage::Unlock { content: "article".into(), token: "jwt".into() };
+        assert_eq!(
+            c.on_frame(&frame(&unlock)),
+            vec![Command::Emit(Event::Unlock { content: "article".into(), token: "jwt".into() })]
+        );
+        let rate_limited =
+            ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false };
+        assert_eq!(c.on_frame(&frame(&rate_limited)).len(), 1);
+        let disabled =
+            ServerMessage::Error { code: ErrorCode::SiteDisabled, message: "off".into(), fatal: true };
+        let commands = c.on_frame(&frame(&disabled));
+        assert!(
+            matches!(&commands[0], Command::Emit(Event::Error { code, fatal: true, .. }) if code == "site_disabled")
+        );
+        assert_eq!(commands[1], Command::Shutdown);
+        let junk = c.on_frame("{not json");
+        assert!(
+            matches!(&junk[0], Command::Emit(Event::Error { code, fatal: false, .. }) if code == "bad_broker_message")
+        );
+    }
+
+    #[test]
+    fn the_eta_follows_the_measured_hash_rate() {
+        let mut c = controller(Some("article"));
+        c.on_frame(&welcome("t", 0));
+        let progress = ServerMessage::Progress(Progress {
+            content: "article".into(),
+            done: Work(400),
+            required: Work(1000),
+        });
+        c.on_frame(&frame(&progress));
+        c.on_hashes(100, 1000.0);
+        let Some(Event::Progress { eta_s: Some(eta), hashrate, .. }) = c.progress() else { panic!() };
+        assert_eq!((hashrate, eta), (100.0, 6.0));
+        // A faster device converges toward its rate and the ETA shrinks.
+        for _ in 0..30 {
+            c.on_hashes(600, 1000.0);
+        }
+        let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
+        assert!((1.0..1.1).contains(&eta), "{eta}");
+    }
+
+    #[test]
+    fn nonce_ranges_are_disjoint_and_cover_the_space() {
+        for workers in [1, 2, 3, 7, 16] {
+            let ranges = nonce_ranges(workers);
+            assert_eq!(ranges.len(), workers as usize);
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges.last().unwrap().1, 1 << 32);
+            for pair in ranges.windows(2) {
+                assert_eq!(u64::from(pair[1].0), pair[0].1, "adjacent, no gap, no overlap");
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The SDK's client logic, compiled into the wasm module the page loads after consent.
+//!
+//! - [`policy`]: whether to mine now, from the visitor's limits and the browser's facts.
+//! - [`budget`]: the daily mining budget and its local-day accounting.
+//! - [`backoff`]: reconnect delays with jitter.
+//! - [`controller`]: the broker protocol as a pure state machine (frames in, commands out).
+//! - `browser` (wasm32 only): performs the commands with web-sys: the WebSocket, the workers, storage,
+//!   the tab lock, visibility and battery.
+//!
+//! Everything but `browser` is pure and tested natively and in headless Chromium.
+
+// The JS-facing surface is documented in docs/SDK.md; here types are documented, and self-explanatory
+// fields and constructors are not.
+#![allow(missing_docs)]
+
+pub mod backoff;
+pub mod budget;
+pub mod controller;
+pub mod policy;
