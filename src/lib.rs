@@ -13,7 +13,7 @@
 //! - [`protocol`]: the broker's WebSocket messages, shared by the SDK and the broker so they cannot drift.
 //! - [`client`]: the SDK's client logic (policy, budget, backoff, protocol state machine) and, on wasm32,
 //!   its browser layer.
-//! - `wasm` (wasm32 only): the wasm-bindgen API used by the web workers.
+//! - `wasm` (wasm32 only): the wasm-bindgen API used by the web workers (not in the `client` build).
 #![deny(missing_docs)]
 
 pub mod baseline;
@@ -22,7 +22,7 @@ pub mod kernel;
 pub mod protocol;
 pub mod target;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "client")))]
 mod wasm;
 
 #[cfg(test)]

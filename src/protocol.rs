@@ -28,7 +28,8 @@ impl Serialize for Work {
 
 impl<'de> Deserialize<'de> for Work {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Work, D::Error> {
-        let text = <&str>::deserialize(deserializer)?;
+        // Owned: deserializers over JS values (serde-wasm-bindgen) cannot lend a `&str`.
+        let text = String::deserialize(deserializer)?;
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(serde::de::Error::custom("work must be a decimal string"));
         }
@@ -121,9 +122,11 @@ pub struct Submit {
     pub nonce: String,
 }
 
-/// A message from the broker to the SDK.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// A message from the broker to the SDK. Deserialisation ignores unknown fields (a newer broker may
+/// add some; SDKs in the field must keep working) and goes through one flat struct, which keeps the
+/// SDK's wasm small (serde's internally tagged enums generate much code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// Answer to `hello`: the session is open.
     Welcome(Welcome),
@@ -170,6 +173,85 @@ pub enum ServerMessage {
         /// The client's `t`.
         t: u64,
     },
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServerMessage, D::Error> {
+        use serde::de::Error;
+        /// Every field of every broker message.
+        #[derive(Deserialize)]
+        struct Frame {
+            #[serde(rename = "type")]
+            kind: String,
+            v: Option<u32>,
+            session: Option<String>,
+            resume: Option<String>,
+            mode: Option<WorkMode>,
+            share_interval_ms: Option<u64>,
+            progress: Option<Vec<Progress>>,
+            id: Option<String>,
+            header: Option<String>,
+            target: Option<String>,
+            work: Option<Work>,
+            job: Option<String>,
+            nonce: Option<String>,
+            code: Option<ErrorCode>,
+            content: Option<String>,
+            done: Option<Work>,
+            required: Option<Work>,
+            token: Option<String>,
+            message: Option<String>,
+            fatal: Option<bool>,
+            t: Option<u64>,
+        }
+        fn need<T, E: Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
+            value.ok_or_else(|| E::missing_field(field))
+        }
+        const TYPES: &[&str] =
+            &["welcome", "job", "accepted", "rejected", "progress", "unlock", "error", "pong"];
+        let f = Frame::deserialize(deserializer)?;
+        Ok(match f.kind.as_str() {
+            "welcome" => ServerMessage::Welcome(Welcome {
+                v: need(f.v, "v")?,
+                session: need(f.session, "session")?,
+                resume: need(f.resume, "resume")?,
+                mode: need(f.mode, "mode")?,
+                share_interval_ms: need(f.share_interval_ms, "share_interval_ms")?,
+                progress: need(f.progress, "progress")?,
+            }),
+            "job" => ServerMessage::Job(Job {
+                id: need(f.id, "id")?,
+                header: need(f.header, "header")?,
+                target: need(f.target, "target")?,
+                work: need(f.work, "work")?,
+            }),
+            "accepted" => ServerMessage::Accepted {
+                job: need(f.job, "job")?,
+                nonce: need(f.nonce, "nonce")?,
+                work: need(f.work, "work")?,
+            },
+            "rejected" => ServerMessage::Rejected {
+                job: need(f.job, "job")?,
+                nonce: need(f.nonce, "nonce")?,
+                code: need(f.code, "code")?,
+            },
+            "progress" => ServerMessage::Progress(Progress {
+                content: need(f.content, "content")?,
+                done: need(f.done, "done")?,
+                required: need(f.required, "required")?,
+            }),
+            "unlock" => {
+                ServerMessage::Unlock { content: need(f.content, "content")?, token: need(f.token, "token")? }
+            }
+            "error" => ServerMessage::Error {
+                code: need(f.code, "code")?,
+                message: need(f.message, "message")?,
+                fatal: need(f.fatal, "fatal")?,
+            },
+            "pong" => ServerMessage::Pong { t: need(f.t, "t")? },
+            other => return Err(D::Error::unknown_variant(other, TYPES)),
+        })
+    }
 }
 
 /// `welcome`.
@@ -357,6 +439,46 @@ mod tests {
         assert!(serde_json::from_str::<Work>(r#""12a""#).is_err());
         assert!(serde_json::from_str::<Work>("12").is_err());
         assert!(serde_json::from_str::<Work>(r#""""#).is_err());
+    }
+
+    #[test]
+    fn every_server_message_round_trips_ignores_unknown_fields_and_needs_its_own() {
+        let progress = Progress { content: "a".into(), done: Work(1), required: Work(u128::MAX) };
+        let messages = [
+            ServerMessage::Welcome(Welcome {
+                v: 1,
+                session: "s".into(),
+                resume: "s.mac".into(),
+                mode: WorkMode::Pool,
+                share_interval_ms: 4000,
+                progress: vec![progress.clone()],
+            }),
+            ServerMessage::Job(Job {
+                id: "j".into(),
+                header: "00".into(),
+                target: "ff".into(),
+                work: Work(7),
+            }),
+            ServerMessage::Accepted { job: "j".into(), nonce: "0000000a".into(), work: Work(7) },
+            ServerMessage::Rejected { job: "j".into(), nonce: "0000000a".into(), code: ErrorCode::StaleJob },
+            ServerMessage::Progress(progress),
+            ServerMessage::Unlock { content: "a".into(), token: "jwt".into() },
+            ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false },
+            ServerMessage::Pong { t: 9 },
+        ];
+        for message in messages {
+            let mut value = serde_json::to_value(&message).unwrap();
+            assert_eq!(serde_json::from_value::<ServerMessage>(value.clone()).unwrap(), message);
+            value["added_by_a_newer_broker"] = serde_json::json!(true);
+            assert_eq!(serde_json::from_value::<ServerMessage>(value.clone()).unwrap(), message);
+            let object = value.as_object_mut().unwrap();
+            let field =
+                object.keys().find(|k| *k != "type" && *k != "added_by_a_newer_broker").unwrap().clone();
+            object.remove(&field);
+            let error = serde_json::from_value::<ServerMessage>(value).unwrap_err().to_string();
+            assert!(error.contains(&format!("missing field `{field}`")), "{error}");
+        }
+        assert!(serde_json::from_str::<ServerMessage>(r#"{"type":"surprise"}"#).is_err());
     }
 
     #[test]

@@ -60,7 +60,7 @@ function mineRange(worker, index, count) {
       $('status').textContent = `Worker error: ${data.message}`;
     }
   };
-  worker.postMessage({ type: 'mine', header, target, start: index * span, count: span });
+  worker.postMessage({ type: 'mine', job: 'demo', header, target, start: index * span, end: (index + 1) * span });
 }
 
 function showRate() {

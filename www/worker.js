@@ -2,15 +2,20 @@
 //
 // Protocol (all messages are plain objects with a `type`):
 //   in  {type:'init', build:'simd'|'plain'}            -> out {type:'ready', kernel} | {type:'error'}
-//   in  {type:'mine', header, target, start, count, batch} -> out {type:'progress', hashes}
-//                                                            {type:'found', nonces} ... {type:'done'}
-//   in  {type:'stop'}        stops a mine loop between two batches -> out {type:'stopped'}
+//   in  {type:'mine', job, run, header, target, start, end, batch?, throttle?}  (job and run are echoed)
+//        -> out {type:'progress', job, run, hashes, ms, position}   about every 250 ms
+//               {type:'found', job, run, nonces}                    whenever a batch finds shares
+//               {type:'done', …, position} (range searched) | {type:'stopped', …, position}
+//      A new 'mine' replaces the running one. `throttle` (0 ≤ t < 1) is the idle share of time:
+//      after a batch that took b ms the worker rests b·t/(1−t) ms.
+//   in  {type:'stop'}        stops the mine loop between two batches -> out {type:'stopped', …}
 //   in  {type:'bench', kind:'kernel'|'scalar'|'sha2', ms} -> out {type:'bench', hashes, ms}
 // The page may also terminate the worker at any time: nothing here needs cleaning up.
 'use strict';
 
 let wasm = null;
-let stopRequested = false;
+// Each 'mine' or 'stop' starts a new generation; a loop runs only while its generation is current.
+let generation = 0;
 
 // A macrotask that lets queued messages (a stop) run between batches, without setTimeout's 4 ms clamp.
 const yieldToEvents = () =>
@@ -19,6 +24,7 @@ const yieldToEvents = () =>
     channel.port1.onmessage = resolve;
     channel.port2.postMessage(0);
   });
+const rest = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function init(build) {
   const module = await import(`./pkg/minepass_${build}.js`);
@@ -26,29 +32,36 @@ async function init(build) {
   wasm = module;
 }
 
-async function mine({ header, target, start, count, batch = 1 << 16 }) {
-  stopRequested = false;
+async function mine({ job, run, header, target, start, end, batch = 1 << 16, throttle = 0 }) {
+  const mine = ++generation;
+  const idleRatio = Math.min(Math.max(throttle, 0), 0.95) / (1 - Math.min(Math.max(throttle, 0), 0.95));
   const scanner = new wasm.Scanner(header, target);
+  let position = start;
   try {
-    const end = start + count;
-    let reported = performance.now();
+    let reportedAt = performance.now();
     let hashes = 0;
-    for (let position = start; position < end && !stopRequested; ) {
-      const n = Math.min(batch, end - position);
+    // V8 has no on-stack replacement for wasm: short first calls let it tier the kernel up.
+    let size = 1024;
+    while (position < end && generation === mine) {
+      const n = Math.min(size, end - position);
+      const began = performance.now();
       const report = scanner.scan(position >>> 0, n);
+      const busy = performance.now() - began;
       position += n;
       hashes += report.hashes;
-      if (report.nonces.length > 0) postMessage({ type: 'found', nonces: Array.from(report.nonces) });
+      size = Math.min(size * 2, batch);
+      if (report.nonces.length > 0) postMessage({ type: 'found', job, run, nonces: Array.from(report.nonces) });
       const now = performance.now();
-      if (now - reported >= 250) {
-        postMessage({ type: 'progress', hashes });
+      if (now - reportedAt >= 250) {
+        postMessage({ type: 'progress', job, run, hashes, ms: now - reportedAt, position });
         hashes = 0;
-        reported = now;
+        reportedAt = now;
       }
-      await yieldToEvents();
+      if (idleRatio > 0) await rest(busy * idleRatio);
+      else await yieldToEvents();
     }
-    postMessage({ type: 'progress', hashes });
-    postMessage({ type: stopRequested ? 'stopped' : 'done' });
+    postMessage({ type: 'progress', job, run, hashes, ms: performance.now() - reportedAt, position });
+    postMessage({ type: generation === mine ? 'done' : 'stopped', job, run, position });
   } finally {
     scanner.free();
   }
@@ -96,7 +109,7 @@ onmessage = async ({ data }) => {
         await mine(data);
         break;
       case 'stop':
-        stopRequested = true;
+        generation++;
         break;
       case 'bench':
         postMessage({ type: 'bench', ...bench(data) });

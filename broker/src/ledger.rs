@@ -143,10 +143,15 @@ impl Ledger {
 
     /// Creates a site with a fresh key and secret.
     pub async fn add_site(&self, name: &str) -> Result<NewSite> {
+        self.add_site_with_key(&random_token("site_", 12), name).await
+    }
+
+    /// Creates a site with a chosen public key (the demo site's is fixed) and a fresh secret.
+    pub async fn add_site_with_key(&self, key: &str, name: &str) -> Result<NewSite> {
         if !is_valid_label(name) {
             bail!("a site name is 1-200 printable characters");
         }
-        let site = NewSite { key: random_token("site_", 12), secret: random_token("secret_", 32) };
+        let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
         sqlx::query("INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
             .bind(&site.key)
             .bind(name)

@@ -192,12 +192,16 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
 }
 
+/// The demo site's public key (site keys are public; its secret is random).
+const DEMO_SITE_KEY: &str = "site_demo";
+
 /// On first start, a demo site with one content item so the broker is usable with no configuration.
 async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
     if !ledger.sites().await?.is_empty() {
         return Ok(());
     }
-    let site = ledger.add_site("Demo publisher").await?;
+    // A fixed public key, so the static demo page (www/demo/) can name it.
+    let site = ledger.add_site_with_key(DEMO_SITE_KEY, "Demo publisher").await?;
     // 2^28 hashes: about 20-40 s for a laptop browser with the simd kernel on a few threads.
     ledger.put_content(&site.key, "demo-article", "The second half of the demo article", 1 << 28).await?;
     println!(

@@ -2,8 +2,6 @@
 //! `localStorage` so it holds across reloads and tabs (only the tab holding the site's lock mines, so
 //! only one tab writes it at a time).
 
-use serde::{Deserialize, Serialize};
-
 const DAY_MS: i64 = 86_400_000;
 
 /// The local calendar day of `now_ms` (Unix ms) as a day number, given JavaScript's
@@ -12,8 +10,8 @@ pub fn local_day(now_ms: i64, timezone_offset_min: i64) -> i64 {
     (now_ms - timezone_offset_min * 60_000).div_euclid(DAY_MS)
 }
 
-/// Today's use of the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Today's use of the budget. Stored as `day:used_ms` (two integers; no JSON parser needed in the SDK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyBudget {
     /// Local day number ([`local_day`]) the use belongs to.
     pub day: i64,
@@ -25,12 +23,13 @@ impl DailyBudget {
     /// The stored budget, or a fresh one when nothing (or something unreadable) is stored.
     pub fn from_stored(stored: Option<&str>, today: i64) -> DailyBudget {
         stored
-            .and_then(|text| serde_json::from_str::<DailyBudget>(text).ok())
+            .and_then(|text| text.split_once(':'))
+            .and_then(|(day, used)| Some(DailyBudget { day: day.parse().ok()?, used_ms: used.parse().ok()? }))
             .unwrap_or(DailyBudget { day: today, used_ms: 0 })
     }
 
     pub fn to_stored(self) -> String {
-        serde_json::to_string(&self).expect("two integers serialise")
+        format!("{}:{}", self.day, self.used_ms)
     }
 
     /// Milliseconds left today out of `limit_ms`; a new day starts with the whole budget.
@@ -94,7 +93,7 @@ mod tests {
         budget.charge(7, 1234);
         let stored = budget.to_stored();
         assert_eq!(DailyBudget::from_stored(Some(&stored), 7), budget);
-        for junk in ["", "null", "[1]", "{\"day\":\"x\"}", "{\"day\":7,\"used_ms\":-5}"] {
+        for junk in ["", "null", "7", "x:5", "7:-5", "7:5:1", "{\"day\":7}"] {
             assert_eq!(DailyBudget::from_stored(Some(junk), 8), DailyBudget { day: 8, used_ms: 0 }, "{junk}");
         }
     }

@@ -12,8 +12,8 @@ use crate::protocol::{
 /// What the browser layer must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Send this JSON text frame to the broker.
-    Send(String),
+    /// Send this message to the broker.
+    Send(ClientMessage),
     /// Search this job: every worker restarts on its own part of the nonce space.
     Mine(protocol::Job),
     /// Tell the page.
@@ -95,7 +95,7 @@ impl Controller {
             },
             resume: self.resume.clone(),
         });
-        vec![send(&hello)]
+        vec![Command::Send(hello)]
     }
 
     /// The socket closed: shares of the old connection's jobs can no longer be submitted.
@@ -109,18 +109,8 @@ impl Controller {
         self.open
     }
 
-    /// A text frame from the broker.
-    pub fn on_frame(&mut self, text: &str) -> Vec<Command> {
-        let message = match serde_json::from_str::<ServerMessage>(text) {
-            Ok(message) => message,
-            Err(error) => {
-                return vec![Command::Emit(Event::Error {
-                    code: "bad_broker_message".into(),
-                    message: format!("unreadable message from the broker: {error}"),
-                    fatal: false,
-                })];
-            }
-        };
+    /// A message from the broker.
+    pub fn on_message(&mut self, message: ServerMessage) -> Vec<Command> {
         match message {
             ServerMessage::Welcome(welcome) => {
                 self.open = true;
@@ -159,10 +149,8 @@ impl Controller {
         if !self.open || !self.jobs.iter().flatten().any(|id| id == job) {
             return Vec::new();
         }
-        vec![send(&ClientMessage::Submit(Submit {
-            job: job.to_owned(),
-            nonce: protocol::format_nonce(nonce),
-        }))]
+        let nonce = protocol::format_nonce(nonce);
+        vec![Command::Send(ClientMessage::Submit(Submit { job: job.to_owned(), nonce }))]
     }
 
     /// Every worker searched its whole range of `job`: ask for a new one (only for the current job).
@@ -170,7 +158,7 @@ impl Controller {
         if !self.open || self.jobs[0].as_deref() != Some(job) {
             return Vec::new();
         }
-        vec![send(&ClientMessage::More { job: job.to_owned() })]
+        vec![Command::Send(ClientMessage::More { job: job.to_owned() })]
     }
 
     /// Workers did `hashes` over `elapsed_ms`.
@@ -202,10 +190,6 @@ impl Controller {
     fn content(&self) -> Option<&String> {
         self.identity.content.as_ref()
     }
-}
-
-fn send(message: &ClientMessage) -> Command {
-    Command::Send(serde_json::to_string(message).expect("client messages serialise"))
 }
 
 /// Hash rate smoothed with an exponential moving average over about `TAU_MS`.
@@ -262,12 +246,8 @@ mod tests {
         })
     }
 
-    fn frame(message: &ServerMessage) -> String {
-        serde_json::to_string(message).unwrap()
-    }
-
-    fn welcome(resume: &str, done: u128) -> String {
-        frame(&ServerMessage::Welcome(protocol::Welcome {
+    fn welcome(resume: &str, done: u128) -> ServerMessage {
+        ServerMessage::Welcome(protocol::Welcome {
             v: 1,
             session: "s1".into(),
             resume: resume.into(),
@@ -277,18 +257,19 @@ mod tests {
                 Progress { content: "other".into(), done: Work(5), required: Work(9) },
                 Progress { content: "article".into(), done: Work(done), required: Work(1000) },
             ],
-        }))
+        })
     }
 
     fn job(id: &str) -> protocol::Job {
         protocol::Job { id: id.into(), header: "00".repeat(80), target: "ff".repeat(32), work: Work(1) }
     }
 
+    /// The messages sent, as the JSON the broker receives.
     fn sent(commands: &[Command]) -> Vec<serde_json::Value> {
         commands
             .iter()
             .filter_map(|c| match c {
-                Command::Send(text) => Some(serde_json::from_str(text).unwrap()),
+                Command::Send(message) => Some(serde_json::to_value(message).unwrap()),
                 _ => None,
             })
             .collect()
@@ -308,7 +289,7 @@ mod tests {
         // The broker's own parser accepts it.
         assert!(protocol::classify_client_frame(&serde_json::to_string(hello).unwrap()).is_ok());
 
-        c.on_frame(&welcome("tok.1", 0));
+        c.on_message(welcome("tok.1", 0));
         c.on_hashes(2_000_000, 1000.0);
         c.on_disconnected();
         let again = &sent(&c.on_connected())[0];
@@ -320,7 +301,7 @@ mod tests {
     fn welcome_reports_this_contents_progress_and_jobs_go_to_the_workers() {
         let mut c = controller(Some("article"));
         c.on_connected();
-        let commands = c.on_frame(&welcome("t", 250));
+        let commands = c.on_message(welcome("t", 250));
         assert_eq!(commands[0], Command::Emit(Event::Open { session: "s1".into(), mode: WorkMode::Gate }));
         assert!(matches!(
             &commands[1],
@@ -328,23 +309,23 @@ mod tests {
                 if content == "article"
         ));
         assert!(c.is_open());
-        assert_eq!(c.on_frame(&frame(&ServerMessage::Job(job("j1")))), vec![Command::Mine(job("j1"))]);
+        assert_eq!(c.on_message(ServerMessage::Job(job("j1"))), vec![Command::Mine(job("j1"))]);
         // Progress of another item is not this gate's business.
         let other =
             ServerMessage::Progress(Progress { content: "other".into(), done: Work(1), required: Work(2) });
-        assert!(c.on_frame(&frame(&other)).is_empty());
+        assert!(c.on_message(other).is_empty());
     }
 
     #[test]
     fn found_nonces_are_submitted_for_the_current_and_previous_job_only() {
         let mut c = controller(None);
         assert!(c.on_found("j1", 7).is_empty(), "nothing is sent before the session is open");
-        c.on_frame(&welcome("t", 0));
-        c.on_frame(&frame(&ServerMessage::Job(job("j1"))));
-        c.on_frame(&frame(&ServerMessage::Job(job("j2"))));
+        c.on_message(welcome("t", 0));
+        c.on_message(ServerMessage::Job(job("j1")));
+        c.on_message(ServerMessage::Job(job("j2")));
         assert_eq!(sent(&c.on_found("j2", 0x1d_ac_2b_7c))[0]["nonce"], "1dac2b7c");
         assert_eq!(sent(&c.on_found("j1", 1))[0]["job"], "j1", "the previous job still counts");
-        c.on_frame(&frame(&ServerMessage::Job(job("j3"))));
+        c.on_message(ServerMessage::Job(job("j3")));
         assert!(c.on_found("j1", 1).is_empty(), "two jobs back is stale: not sent");
         c.on_disconnected();
         assert!(c.on_found("j3", 1).is_empty(), "a closed session submits nothing");
@@ -353,9 +334,9 @@ mod tests {
     #[test]
     fn an_exhausted_current_job_asks_for_more() {
         let mut c = controller(None);
-        c.on_frame(&welcome("t", 0));
-        c.on_frame(&frame(&ServerMessage::Job(job("j1"))));
-        c.on_frame(&frame(&ServerMessage::Job(job("j2"))));
+        c.on_message(welcome("t", 0));
+        c.on_message(ServerMessage::Job(job("j1")));
+        c.on_message(ServerMessage::Job(job("j2")));
         assert!(c.on_exhausted("j1").is_empty(), "an old job: the new one is already here");
         let more = &sent(&c.on_exhausted("j2"))[0];
         assert_eq!((more["type"].as_str(), more["job"].as_str()), (Some("more"), Some("j2")));
@@ -364,40 +345,36 @@ mod tests {
     #[test]
     fn shares_unlocks_and_errors_become_events_and_a_fatal_error_shuts_down() {
         let mut c = controller(Some("article"));
-        c.on_frame(&welcome("t", 0));
+        c.on_message(welcome("t", 0));
         let accepted = ServerMessage::Accepted { job: "j".into(), nonce: "00000001".into(), work: Work(64) };
-        assert_eq!(c.on_frame(&frame(&accepted)), vec![Command::Emit(Event::Share { work: Work(64) })]);
+        assert_eq!(c.on_message(accepted), vec![Command::Emit(Event::Share { work: Work(64) })]);
         let unlock = ServerMessage::Unlock { content: "article".into(), token: "jwt".into() };
         assert_eq!(
-            c.on_frame(&frame(&unlock)),
+            c.on_message(unlock),
             vec![Command::Emit(Event::Unlock { content: "article".into(), token: "jwt".into() })]
         );
         let rate_limited =
             ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false };
-        assert_eq!(c.on_frame(&frame(&rate_limited)).len(), 1);
+        assert_eq!(c.on_message(rate_limited).len(), 1);
         let disabled =
             ServerMessage::Error { code: ErrorCode::SiteDisabled, message: "off".into(), fatal: true };
-        let commands = c.on_frame(&frame(&disabled));
+        let commands = c.on_message(disabled);
         assert!(
             matches!(&commands[0], Command::Emit(Event::Error { code, fatal: true, .. }) if code == "site_disabled")
         );
         assert_eq!(commands[1], Command::Shutdown);
-        let junk = c.on_frame("{not json");
-        assert!(
-            matches!(&junk[0], Command::Emit(Event::Error { code, fatal: false, .. }) if code == "bad_broker_message")
-        );
     }
 
     #[test]
     fn the_eta_follows_the_measured_hash_rate() {
         let mut c = controller(Some("article"));
-        c.on_frame(&welcome("t", 0));
+        c.on_message(welcome("t", 0));
         let progress = ServerMessage::Progress(Progress {
             content: "article".into(),
             done: Work(400),
             required: Work(1000),
         });
-        c.on_frame(&frame(&progress));
+        c.on_message(progress);
         c.on_hashes(100, 1000.0);
         let Some(Event::Progress { eta_s: Some(eta), hashrate, .. }) = c.progress() else { panic!() };
         assert_eq!((hashrate, eta), (100.0, 6.0));

@@ -4,7 +4,7 @@
 //! - [`budget`]: the daily mining budget and its local-day accounting.
 //! - [`backoff`]: reconnect delays with jitter.
 //! - [`controller`]: the broker protocol as a pure state machine (frames in, commands out).
-//! - `browser` (wasm32 only): performs the commands with web-sys: the WebSocket, the workers, storage,
+//! - `browser` (wasm32 with the `client` feature): performs the commands with web-sys: the WebSocket, the workers, storage,
 //!   the tab lock, visibility and battery.
 //!
 //! Everything but `browser` is pure and tested natively and in headless Chromium.
@@ -17,3 +17,8 @@ pub mod backoff;
 pub mod budget;
 pub mod controller;
 pub mod policy;
+
+#[cfg(all(target_arch = "wasm32", feature = "client"))]
+mod browser;
+#[cfg(all(target_arch = "wasm32", feature = "client"))]
+pub use browser::Client;

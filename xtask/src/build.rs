@@ -1,10 +1,12 @@
 //! `cargo xtask build`: the two wasm builds of the `minepass` crate into `pkg/`.
 //!
-//! - `pkg/minepass_simd*`: built with `+simd128`; `Scanner.scan` uses the 4-lane kernel.
+//! - `pkg/minepass_simd*`: the workers' kernel built with `+simd128`; `Scanner.scan` uses the 4-lane kernel.
 //! - `pkg/minepass_plain*`: built without it, so LLVM cannot auto-vectorise the scalar kernel and the
 //!   module validates in browsers without wasm SIMD.
+//! - `pkg/minepass_client*`: the SDK's main-thread client (feature `client`), optimised for size: it
+//!   runs the session, not the hashing.
 //!
-//! Each build has its own target directory so switching RUSTFLAGS never invalidates the other.
+//! Each build has its own target directory so switching RUSTFLAGS never invalidates another.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,10 @@ pub struct Flavour {
     pub target_dir: &'static str,
     /// wasm-opt features beyond [`BASE_FEATURES`].
     pub extra_features: &'static [&'static str],
+    /// Cargo features of the `minepass` crate.
+    pub cargo_features: &'static str,
+    /// rustc and wasm-opt optimisation level: speed for the kernels, size for the client.
+    pub opt_level: &'static str,
 }
 
 /// The features rustc enables by default for wasm32, which wasm-opt must be told about. Reference
@@ -35,15 +41,35 @@ const BASE_FEATURES: &[&str] = &[
     "--enable-multivalue",
 ];
 
+/// The workers' kernel builds; the SDK loads the one the browser validates.
 pub const FLAVOURS: [Flavour; 2] = [
     Flavour {
         name: "simd",
         rustflags: "-C target-feature=+simd128",
         target_dir: "target/wasm-simd",
         extra_features: &["--enable-simd"],
+        cargo_features: "",
+        opt_level: "3",
     },
-    Flavour { name: "plain", rustflags: "", target_dir: "target/wasm-plain", extra_features: &[] },
+    Flavour {
+        name: "plain",
+        rustflags: "",
+        target_dir: "target/wasm-plain",
+        extra_features: &[],
+        cargo_features: "",
+        opt_level: "3",
+    },
 ];
+
+/// The main-thread client.
+pub const CLIENT: Flavour = Flavour {
+    name: "client",
+    rustflags: "",
+    target_dir: "target/wasm-client",
+    extra_features: &[],
+    cargo_features: "client",
+    opt_level: "z",
+};
 
 /// Builds both flavours into `pkg/` and prints the size of every shipped file; returns their paths.
 pub fn run() -> Result<Vec<PathBuf>> {
@@ -52,7 +78,7 @@ pub fn run() -> Result<Vec<PathBuf>> {
     let wasm_opt = setup::wasm_opt();
     std::fs::create_dir_all("pkg")?;
     let mut shipped = Vec::new();
-    for flavour in &FLAVOURS {
+    for flavour in FLAVOURS.iter().chain([&CLIENT]) {
         exec(
             cargo()
                 .args([
@@ -65,6 +91,8 @@ pub fn run() -> Result<Vec<PathBuf>> {
                     "wasm32-unknown-unknown",
                 ])
                 .args(["--target-dir", flavour.target_dir])
+                .args(["--features", flavour.cargo_features])
+                .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", flavour.opt_level)
                 .env("RUSTFLAGS", flavour.rustflags),
         )?;
         let out_name = format!("minepass_{}", flavour.name);
@@ -82,7 +110,8 @@ pub fn run() -> Result<Vec<PathBuf>> {
         if let Some(wasm_opt) = wasm_opt {
             exec(
                 std::process::Command::new(wasm_opt)
-                    .args(["-O3", "--strip-debug", "--strip-producers"])
+                    .arg(format!("-O{}", flavour.opt_level))
+                    .args(["--strip-debug", "--strip-producers"])
                     .args(BASE_FEATURES)
                     .args(flavour.extra_features)
                     .arg(&bg)

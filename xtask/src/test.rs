@@ -1,17 +1,20 @@
 //! `cargo xtask test`: every check and test, in the order that fails fastest. `.ci/run` runs exactly
 //! this.
 //!
-//! 1. tidy, `cargo fmt --check`, clippy (native and wasm32+simd128) with `-D warnings`;
+//! 1. tidy, `cargo fmt --check`, clippy (native, wasm32+simd128, and the wasm32 SDK client) with
+//!    `-D warnings`;
 //! 2. native tests of the whole workspace;
-//! 3. both wasm builds (they must link and bind);
-//! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per wasm
-//!    build, each asserting it really runs the kernel it was built for.
+//! 3. the wasm builds (they must link and bind);
+//! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
+//!    build, each asserting it really runs the kernel it was built for;
+//! 5. the SDK end to end: `tests/e2e/sdk.mjs` drives Debian's Chromium (playwright-core) against the
+//!    real broker binary.
 
 use std::process::Command;
 
 use anyhow::Result;
 
-use crate::build::FLAVOURS;
+use crate::build::{CLIENT, FLAVOURS};
 use crate::setup::{self, Tally, cargo, exec};
 
 pub fn run() -> Result<()> {
@@ -25,6 +28,12 @@ pub fn run() -> Result<()> {
             .args(["clippy", "--package", "minepass", "--all-targets", "--target", "wasm32-unknown-unknown"])
             .args(["--target-dir", simd.target_dir, "--", "-D", "warnings"])
             .env("RUSTFLAGS", simd.rustflags),
+    )?;
+    exec(
+        cargo()
+            .args(["clippy", "--package", "minepass", "--target", "wasm32-unknown-unknown"])
+            .args(["--features", CLIENT.cargo_features, "--target-dir", CLIENT.target_dir])
+            .args(["--", "-D", "warnings"]),
     )?;
     let mut tally = Tally::default();
     tally.exec(cargo().args(["test", "--workspace"]))?;
@@ -44,6 +53,14 @@ pub fn run() -> Result<()> {
                 .env("MINEPASS_EXPECT_KERNEL", kernel),
         )?;
     }
+    setup::ensure_npm_packages()?;
+    exec(cargo().args(["build", "--package", "minepass-broker", "--bin", "minepass-broker"]))?;
+    tally.exec(
+        Command::new("node")
+            .arg("tests/e2e/sdk.mjs")
+            .env("MINEPASS_BROKER", "target/debug/minepass-broker")
+            .env("MINEPASS_CHROMIUM", setup::CHROMIUM),
+    )?;
     // The plain closing line CI reads, over every runner above.
     println!("cargo xtask test: {} passed, {} failed", tally.passed, tally.failed);
     Ok(())

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::Layer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
 use crate::metrics;
@@ -36,9 +38,15 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .route("/metrics", get(|| async { metrics::render() }))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(api::routes())
-        .nest_service("/pkg", ServeDir::new(&dirs.pkg))
-        .fallback_service(ServeDir::new(&dirs.www))
+        .nest_service("/pkg", static_files(&dirs.pkg))
+        .fallback_service(static_files(&dirs.www))
         .with_state(broker)
+}
+
+/// The SDK's files, readable cross-origin: a publisher's page on another origin imports the client
+/// module and its wasm from the broker, which needs CORS.
+fn static_files(dir: &std::path::Path) -> tower_http::cors::Cors<ServeDir> {
+    CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeDir::new(dir))
 }
 
 async fn upgrade(

@@ -1,0 +1,384 @@
+// End-to-end tests of the browser SDK: Debian's Chromium (driven by playwright-core) against the real
+// broker binary on 127.0.0.1 with a fresh SQLite ledger. `cargo xtask test` runs this file:
+//
+//   MINEPASS_BROKER=target/debug/minepass-broker node tests/e2e/sdk.mjs [name-filter]
+//
+// Each scenario prints `ok`/`not ok`; the last line is `test result: …` like cargo's. Screenshots go to
+// docs/screenshots/.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const BROKER = process.env.MINEPASS_BROKER || 'target/debug/minepass-broker';
+const CHROMIUM = process.env.MINEPASS_CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOTS = 'docs/screenshots';
+const filter = process.argv[2] || '';
+// Quotas small enough to unlock in seconds on one worker of a CI machine.
+const QUICK_WORK = String(1 << 24);
+const ENDLESS_WORK = String(2n ** 60n);
+
+/** A broker process with a fresh ledger; resolves once it listens. */
+async function startBroker() {
+  const data = mkdtempSync(join(tmpdir(), 'minepass-e2e-'));
+  const child = spawn(
+    BROKER,
+    ['serve', '--listen', '127.0.0.1:0', '--data', data, '--share-interval-ms', '1000', '--min-share-work', '65536'],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } },
+  );
+  const broker = { child, data, secret: '', admin: '', url: '' };
+  const lines = createInterface({ input: child.stdout });
+  await new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
+    lines.on('line', (line) => {
+      const secret = line.match(/site secret:\s+(\S+)/);
+      if (secret) broker.secret = secret[1];
+      const admin = line.match(/admin API token \(shown once\): (\S+)/);
+      if (admin) broker.admin = admin[1];
+      const url = line.match(/listening on (http:\/\/[^/]+)\//);
+      if (url) {
+        broker.url = url[1];
+        resolve();
+      }
+    });
+  });
+  broker.stop = () => {
+    child.kill('SIGTERM');
+    rmSync(data, { recursive: true, force: true });
+  };
+  // The demo article with a quick quota, and a content item that never unlocks.
+  await putContent(broker, 'demo-article', QUICK_WORK);
+  await putContent(broker, 'long-read', ENDLESS_WORK);
+  return broker;
+}
+
+async function putContent(broker, id, work) {
+  const response = await fetch(`${broker.url}/api/v1/admin/sites/site_demo/content/${id}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${broker.admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ title: id, required_work: work }),
+  });
+  if (response.status !== 200) throw new Error(`content ${id}: HTTP ${response.status}`);
+}
+
+async function verifyToken(broker, token) {
+  const response = await fetch(`${broker.url}/api/v1/tokens/verify`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${broker.secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  return response.json();
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `probe` until it returns a truthy value or `ms` pass. */
+async function until(probe, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * A page with everything it does recorded: requests, workers, WebSocket frames (with times) and the
+ * SDK's events (through `MinePass.on('*')`, installed before any page script runs).
+ */
+const openPages = [];
+async function openPage(context, url) {
+  const page = await context.newPage();
+  openPages.push(page);
+  const log = { requests: [], sockets: [], framesSent: [], workers: [], errors: [], console: [] };
+  page.on('request', (request) => log.requests.push(request.url()));
+  page.on('worker', (worker) => log.workers.push(worker));
+  page.on('websocket', (socket) => {
+    log.sockets.push(socket.url());
+    socket.on('framesent', (frame) => log.framesSent.push({ at: Date.now(), payload: String(frame.payload) }));
+  });
+  page.on('pageerror', (error) => log.errors.push(String(error)));
+  page.on('console', (message) => log.console.push(message.text()));
+  await page.addInitScript(() => {
+    window.__events = [];
+    const hook = () => {
+      if (!window.MinePass) return setTimeout(hook, 5);
+      window.MinePass.on('*', (type, detail) => window.__events.push({ type, detail, at: Date.now() }));
+    };
+    hook();
+  });
+  await page.goto(url);
+  page.log = log;
+  page.events = (type) => page.evaluate((t) => window.__events.filter((e) => e.type === t), type);
+  return page;
+}
+
+async function consentDialog(page) {
+  const dialog = page.locator('[data-minepass="consent"] dialog');
+  await dialog.waitFor({ state: 'visible', timeout: 5000 });
+  return dialog;
+}
+
+async function allow(page) {
+  const dialog = await consentDialog(page);
+  await dialog.getByRole('button', { name: 'Allow' }).click();
+}
+
+const gateButton = (page) => page.locator('minepass-gate').getByRole('button');
+const activeWorkers = (page) => page.workers().length;
+const submitsAfter = (page, time) =>
+  page.log.framesSent.filter((f) => f.at > time && f.payload.includes('"submit"')).length;
+
+// --- Scenarios -------------------------------------------------------------------------------------
+
+const scenarios = {
+  async 'before consent nothing is fetched, started or connected'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await sleep(1500);
+    const wasm = page.log.requests.filter((u) => u.endsWith('.wasm') || u.includes('/pkg/'));
+    assert(wasm.length === 0, `requests before consent: ${wasm}`);
+    assert(activeWorkers(page) === 0, 'a worker ran before consent');
+    assert(page.log.sockets.length === 0, `a WebSocket opened before consent: ${page.log.sockets}`);
+    // Opening the dialog is not consent either.
+    await gateButton(page).click();
+    const dialog = await consentDialog(page);
+    assert(await dialog.evaluate((d) => d.getAttribute('aria-labelledby') === 'mp-title'), 'dialog is labelled');
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: `${SCREENSHOTS}/consent.png` });
+    await sleep(500);
+    assert(page.log.requests.filter((u) => u.endsWith('.wasm')).length === 0, 'wasm fetched with the dialog open');
+    assert(activeWorkers(page) === 0 && page.log.sockets.length === 0, 'started with the dialog open');
+    // Declining (Escape) leaves everything off.
+    await page.keyboard.press('Escape');
+    await sleep(500);
+    assert(page.log.requests.filter((u) => u.endsWith('.wasm')).length === 0, 'wasm fetched after declining');
+    assert((await page.events('consent'))[0]?.detail.given === false, 'a consent event says no');
+    await context.close();
+  },
+
+  async 'consent, mining, progress and unlock; the token passes the verify API once'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await gateButton(page).click();
+    await allow(page);
+    await until(async () => (await page.events('progress')).length > 0, 20_000, 'progress');
+    await until(async () => (await page.events('share')).length > 0, 20_000, 'an accepted share');
+    await page.screenshot({ path: `${SCREENSHOTS}/mining.png` });
+    const [unlock] = await until(async () => {
+      const events = await page.events('unlock');
+      return events.length ? events : null;
+    }, 60_000, 'unlock');
+    assert(unlock.detail.content === 'demo-article', 'unlocked the demo article');
+    await page.locator('minepass-gate section.unlocked').waitFor({ state: 'visible' });
+    await page.screenshot({ path: `${SCREENSHOTS}/unlocked.png`, fullPage: true });
+    const first = await verifyToken(broker, unlock.detail.token);
+    assert(first.ok === true && first.claims.content === 'demo-article', `verify: ${JSON.stringify(first)}`);
+    assert(first.claims.aud === 'site_demo', 'the token is for the demo site');
+    const second = await verifyToken(broker, unlock.detail.token);
+    assert(second.ok === false && second.error === 'already_used', `second verify: ${JSON.stringify(second)}`);
+    const wasm = page.log.requests.filter((u) => u.endsWith('.wasm'));
+    assert(wasm.length >= 2, `the client and a kernel module were loaded: ${wasm}`);
+    await context.close();
+  },
+
+  async 'revoke stops every worker within a second and no share is sent after'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
+    await allow(page);
+    await started;
+    await until(async () => (await page.events('share')).length >= 2, 30_000, 'two accepted shares');
+    assert(activeWorkers(page) > 0, 'workers run while mining');
+    const revokedAt = Date.now();
+    await page.locator('[data-minepass="bar"]').getByRole('button', { name: /Stop/ }).click();
+    await until(() => activeWorkers(page) === 0, 1000, 'every worker to be terminated');
+    await sleep(2000);
+    assert(submitsAfter(page, revokedAt + 50) === 0, 'a share was sent after revoking');
+    assert((await page.evaluate(() => MinePass.consent)) === null, 'consent is withdrawn');
+    assert((await page.evaluate(() => MinePass.running)) === false, 'the client stopped');
+    await context.close();
+  },
+
+  async 'a hidden tab pauses mining and a visible one resumes'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
+    await allow(page);
+    await started;
+    await until(async () => (await page.events('share')).length >= 1, 30_000, 'a share');
+    // Headless Chromium keeps every page "visible": override the page's visibility and fire the event
+    // the SDK listens to, which is what the browser does when the tab is hidden.
+    const setVisibility = (state) =>
+      page.evaluate((s) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => s === 'hidden' });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    await setVisibility('hidden');
+    const hiddenAt = Date.now();
+    const pauses = await until(async () => {
+      const events = await page.events('pause');
+      return events.some((e) => e.detail.reason === 'hidden') ? events : null;
+    }, 2000, 'a pause for the hidden tab');
+    assert(pauses.length > 0, 'paused');
+    await sleep(2500);
+    assert(submitsAfter(page, hiddenAt + 500) === 0, 'shares were sent while hidden');
+    const progressWhileHidden = (await page.events('progress')).filter((e) => e.at > hiddenAt + 500);
+    assert(progressWhileHidden.length === 0, 'hashing continued while hidden');
+    const visibleAt = Date.now();
+    await setVisibility('visible');
+    await until(async () => (await page.events('start')).some((e) => e.at >= visibleAt), 3000, 'resume');
+    await until(async () => (await page.events('share')).some((e) => e.at > visibleAt), 30_000, 'shares again');
+    await context.close();
+  },
+
+  async 'a spent daily budget pauses mining until the next day (injected clock)'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await page.evaluate(() => {
+      window.__now = Date.now();
+      setInterval(() => (window.__now += 100), 100);
+      MinePass.init({ clock: () => window.__now, dailyMinutes: 0.05, content: 'long-read' }); // 3 s a day
+    });
+    const started = page.evaluate(() => MinePass.start());
+    await allow(page);
+    await started;
+    await until(async () => (await page.events('start')).length > 0, 10_000, 'mining');
+    await until(
+      async () => (await page.events('pause')).some((e) => e.detail.reason === 'budget'),
+      15_000,
+      'the budget pause',
+    );
+    const spentAt = Date.now();
+    await sleep(2500);
+    const progress = (await page.events('progress')).filter((e) => e.at > spentAt + 500);
+    assert(progress.length === 0, 'mining continued past the budget');
+    const stored = await page.evaluate(() => localStorage.getItem('minepass.site_demo.budget'));
+    assert(/^\d+:\d+$/.test(stored) && Number(stored.split(':')[1]) >= 3000, `budget stored: ${stored}`);
+    // Just after the next local midnight (still within the consent's 24 hours).
+    const nextDay = Date.now();
+    await page.evaluate(() => {
+      const midnight = new Date(window.__now);
+      midnight.setHours(24, 1, 0, 0);
+      window.__now = midnight.getTime();
+    });
+    await until(async () => (await page.events('start')).some((e) => e.at > nextDay), 5000, 'mining the next day');
+    await until(async () => (await page.events('progress')).some((e) => e.at > nextDay), 10_000, 'progress again');
+    await context.close();
+  },
+
+  async 'a reload keeps consent and the budget'({ browser, broker }) {
+    const context = await browser.newContext();
+    // A publisher page with a 3-second daily budget on a gate that never unlocks: the demo page's
+    // markup is adjusted as the parser inserts it, before the async SDK script runs.
+    await context.addInitScript(() => {
+      new MutationObserver((records) => {
+        for (const node of records.flatMap((r) => [...r.addedNodes])) {
+          if (node.dataset?.site) node.dataset.dailyMinutes = '0.05';
+          if (node.localName === 'minepass-gate') node.setAttribute('content', 'long-read');
+        }
+      }).observe(document, { childList: true, subtree: true });
+    });
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await gateButton(page).click();
+    await allow(page);
+    await until(
+      async () => (await page.events('pause')).some((e) => e.detail.reason === 'budget'),
+      20_000,
+      'the budget pause',
+    );
+    const consent = await page.evaluate(() => MinePass.consent);
+    await page.reload();
+    // No dialog: the gate resumes by itself with the remembered consent, and today's budget is spent.
+    await until(async () => (await page.events('pause')).some((e) => e.detail.reason === 'budget'), 10_000, 'budget');
+    assert((await page.locator('[data-minepass="consent"]').count()) === 0, 'asked again after a reload');
+    const after = await page.evaluate(() => MinePass.consent);
+    assert(after && after.id === consent.id, 'the same consent record');
+    assert((await page.events('start')).length === 0, 'mined past the budget after a reload');
+    await context.close();
+  },
+
+  async 'two tabs of the same site: only one mines'({ browser, broker }) {
+    const context = await browser.newContext();
+    const first = await openPage(context, `${broker.url}/demo/`);
+    const started = first.evaluate(() => MinePass.start({ content: 'long-read' }));
+    await allow(first);
+    await started;
+    await until(async () => (await first.events('start')).length > 0, 10_000, 'the first tab mining');
+    const second = await openPage(context, `${broker.url}/demo/`);
+    await second.evaluate(() => MinePass.start({ content: 'long-read' })); // consent is already given
+    await until(
+      async () => (await second.events('pause')).some((e) => e.detail.reason === 'other-tab'),
+      5000,
+      'the second tab to wait',
+    );
+    await sleep(1500);
+    assert((await second.events('start')).length === 0, 'the second tab mined alongside the first');
+    assert(activeWorkers(second) === 0, 'the second tab started workers');
+    // The first tab goes away: the second takes over.
+    await first.close();
+    await until(async () => (await second.events('start')).length > 0, 5000, 'the second tab to take over');
+    await context.close();
+  },
+
+  async 'the demo works under a strict Content-Security-Policy'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/strict.html`);
+    await gateButton(page).click();
+    await allow(page);
+    await until(async () => (await page.events('unlock')).length > 0, 60_000, 'unlock under CSP');
+    const violations = page.log.console.filter((m) => /Content.Security.Policy|Refused to/i.test(m));
+    assert(violations.length === 0, `CSP violations: ${violations.join(' | ')}`);
+    assert(page.log.errors.length === 0, `page errors: ${page.log.errors}`);
+    await context.close();
+  },
+};
+
+// --- Runner ----------------------------------------------------------------------------------------
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+let passed = 0;
+let failed = 0;
+for (const [name, scenario] of Object.entries(scenarios)) {
+  if (!name.includes(filter)) continue;
+  const broker = await startBroker();
+  const began = Date.now();
+  try {
+    await scenario({ browser, broker });
+    passed++;
+    console.log(`test ${name} ... ok (${((Date.now() - began) / 1000).toFixed(1)} s)`);
+  } catch (error) {
+    failed++;
+    console.log(`test ${name} ... FAILED\n    ${error.stack || error}`);
+    for (const page of openPages) {
+      const events = await page.evaluate(() => window.__events.map((e) => e.type).join(' ')).catch(() => '(closed)');
+      console.log(`    page ${page.url()}\n      events: ${events}\n      errors: ${page.log.errors.join(' | ')}`);
+      console.log(`      console: ${page.log.console.slice(-10).join(' | ')}\n      sockets: ${page.log.sockets}`);
+    }
+  } finally {
+    openPages.length = 0;
+    broker.stop();
+  }
+}
+await browser.close();
+console.log(`test result: ${failed ? 'FAILED' : 'ok'}. ${passed} passed; ${failed} failed`);
+process.exit(failed ? 1 : 0);
