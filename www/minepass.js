@@ -388,6 +388,10 @@
     get hashrate() {
       return hashrate;
     },
+    /** Hashes done by this page's client since it started. */
+    get hashes() {
+      return client ? client.hashes : 0;
+    },
     /** WebAssembly is usable here ('simd' or 'plain'), or null: the gate offers the alternative. */
     get supported() {
       return wasmBuild();

@@ -3,11 +3,11 @@
 // Protocol (all messages are plain objects with a `type`):
 //   in  {type:'init', build:'simd'|'plain'}            -> out {type:'ready', kernel} | {type:'error'}
 //   in  {type:'mine', job, run, header, target, start, end, batch?, throttle?}  (job and run are echoed)
-//        -> out {type:'progress', job, run, hashes, ms, position}   about every 250 ms
+//        -> out {type:'progress', job, run, hashes, ms, position}   after the first batch, then every ~250 ms
 //               {type:'found', job, run, nonces}                    whenever a batch finds shares
 //               {type:'done', …, position} (range searched) | {type:'stopped', …, position}
 //      A new 'mine' replaces the running one. `throttle` (0 ≤ t < 1) is the idle share of time:
-//      after a batch that took b ms the worker rests b·t/(1−t) ms.
+//      the worker rests so that over the run, rest = busy·t/(1−t).
 //   in  {type:'stop'}        stops the mine loop between two batches -> out {type:'stopped', …}
 //   in  {type:'bench', kind:'kernel'|'scalar'|'sha2', ms} -> out {type:'bench', hashes, ms}
 // The page may also terminate the worker at any time: nothing here needs cleaning up.
@@ -40,6 +40,9 @@ async function mine({ job, run, header, target, start, end, batch = 1 << 16, thr
   try {
     let reportedAt = performance.now();
     let hashes = 0;
+    let reported = false; // the first batch is reported at once: the page learns hashing began
+    let busyTotal = 0;
+    let idleTotal = 0;
     // V8 has no on-stack replacement for wasm: short first calls let it tier the kernel up.
     let size = 1024;
     while (position < end && generation === mine) {
@@ -52,13 +55,23 @@ async function mine({ job, run, header, target, start, end, batch = 1 << 16, thr
       size = Math.min(size * 2, batch);
       if (report.nonces.length > 0) postMessage({ type: 'found', job, run, nonces: Array.from(report.nonces) });
       const now = performance.now();
-      if (now - reportedAt >= 250) {
+      if (!reported || now - reportedAt >= 250) {
         postMessage({ type: 'progress', job, run, hashes, ms: now - reportedAt, position });
         hashes = 0;
         reportedAt = now;
+        reported = true;
       }
-      if (idleRatio > 0) await rest(busy * idleRatio);
-      else await yieldToEvents();
+      // Throttle by account, not per batch: rest what the whole run owes, so timer slack (a rest
+      // always lasts a little longer than asked) does not add up to a lower duty cycle.
+      busyTotal += busy;
+      const owed = busyTotal * idleRatio - idleTotal;
+      if (owed > 0) {
+        const began = performance.now();
+        await rest(owed);
+        idleTotal += performance.now() - began;
+      } else {
+        await yieldToEvents();
+      }
     }
     postMessage({ type: 'progress', job, run, hashes, ms: performance.now() - reportedAt, position });
     postMessage({ type: generation === mine ? 'done' : 'stopped', job, run, position });

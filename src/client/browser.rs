@@ -120,6 +120,8 @@ struct State {
     reconnect: Option<Timeout>,
     tick: Option<Interval>,
     document_handlers: Vec<(String, Listener)>,
+    /// The `hashing` event (the first hash) was emitted.
+    hashing: bool,
     /// Revoked or refused for good: nothing more happens.
     stopped: bool,
 }
@@ -192,6 +194,12 @@ impl Client {
     #[wasm_bindgen(getter)]
     pub fn threads(&self) -> u32 {
         self.inner.threads
+    }
+
+    /// Every hash done since start.
+    #[wasm_bindgen(getter)]
+    pub fn hashes(&self) -> f64 {
+        self.inner.state.borrow().controller.as_ref().map_or(0, Controller::hashes) as f64
     }
 
     /// The measured hash rate, hashes/s.
@@ -791,6 +799,9 @@ impl Inner {
                 let ms = get("ms").as_f64().unwrap_or(0.0);
                 if hashes > 0 {
                     self.with_controller(|c| c.on_hashes(hashes, ms));
+                    if !std::mem::replace(&mut self.state.borrow_mut().hashing, true) {
+                        self.emit("hashing", &JsValue::NULL);
+                    }
                 }
                 let current = {
                     let mut state = self.state.borrow_mut();

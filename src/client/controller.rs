@@ -63,6 +63,8 @@ pub struct Controller {
     /// Latest credited work toward the content item: (done, required).
     progress: Option<(u128, u128)>,
     hashrate: HashRate,
+    /// Every hash the workers reported.
+    hashes: u64,
     open: bool,
 }
 
@@ -74,6 +76,7 @@ impl Controller {
             jobs: [None, None],
             progress: None,
             hashrate: HashRate::default(),
+            hashes: 0,
             open: false,
         }
     }
@@ -164,6 +167,12 @@ impl Controller {
     /// Workers did `hashes` over `elapsed_ms`.
     pub fn on_hashes(&mut self, hashes: u64, elapsed_ms: f64) {
         self.hashrate.add(hashes, elapsed_ms);
+        self.hashes = self.hashes.saturating_add(hashes);
+    }
+
+    /// Every hash done since the client started.
+    pub fn hashes(&self) -> u64 {
+        self.hashes
     }
 
     /// The measured hash rate (hashes/s, smoothed over a few seconds).
@@ -376,6 +385,7 @@ mod tests {
         });
         c.on_message(progress);
         c.on_hashes(100, 1000.0);
+        assert_eq!(c.hashes(), 100);
         let Some(Event::Progress { eta_s: Some(eta), hashrate, .. }) = c.progress() else { panic!() };
         assert_eq!((hashrate, eta), (100.0, 6.0));
         // A faster device converges toward its rate and the ETA shrinks.

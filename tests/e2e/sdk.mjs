@@ -5,136 +5,25 @@
 //
 // Each scenario prints `ok`/`not ok`; the last line is `test result: …` like cargo's. Screenshots go to
 // docs/screenshots/.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import {
+  activeWorkers,
+  allow,
+  assert,
+  consentDialog,
+  gateButton,
+  launchBrowser,
+  openPage,
+  openPages,
+  sleep,
+  startBroker,
+  submitsAfter,
+  until,
+  verifyToken,
+} from './harness.mjs';
 
-const BROKER = process.env.MINEPASS_BROKER || 'target/debug/minepass-broker';
-const CHROMIUM = process.env.MINEPASS_CHROMIUM || '/usr/bin/chromium';
 const SCREENSHOTS = 'docs/screenshots';
 const filter = process.argv[2] || '';
-// Quotas small enough to unlock in seconds on one worker of a CI machine.
-const QUICK_WORK = String(1 << 24);
-const ENDLESS_WORK = String(2n ** 60n);
-
-/** A broker process with a fresh ledger; resolves once it listens. */
-async function startBroker() {
-  const data = mkdtempSync(join(tmpdir(), 'minepass-e2e-'));
-  const child = spawn(
-    BROKER,
-    ['serve', '--listen', '127.0.0.1:0', '--data', data, '--share-interval-ms', '1000', '--min-share-work', '65536'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } },
-  );
-  const broker = { child, data, secret: '', admin: '', url: '' };
-  const lines = createInterface({ input: child.stdout });
-  await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
-    lines.on('line', (line) => {
-      const secret = line.match(/site secret:\s+(\S+)/);
-      if (secret) broker.secret = secret[1];
-      const admin = line.match(/admin API token \(shown once\): (\S+)/);
-      if (admin) broker.admin = admin[1];
-      const url = line.match(/listening on (http:\/\/[^/]+)\//);
-      if (url) {
-        broker.url = url[1];
-        resolve();
-      }
-    });
-  });
-  broker.stop = () => {
-    child.kill('SIGTERM');
-    rmSync(data, { recursive: true, force: true });
-  };
-  // The demo article with a quick quota, and a content item that never unlocks.
-  await putContent(broker, 'demo-article', QUICK_WORK);
-  await putContent(broker, 'long-read', ENDLESS_WORK);
-  return broker;
-}
-
-async function putContent(broker, id, work) {
-  const response = await fetch(`${broker.url}/api/v1/admin/sites/site_demo/content/${id}`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${broker.admin}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ title: id, required_work: work }),
-  });
-  if (response.status !== 200) throw new Error(`content ${id}: HTTP ${response.status}`);
-}
-
-async function verifyToken(broker, token) {
-  const response = await fetch(`${broker.url}/api/v1/tokens/verify`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${broker.secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ token }),
-  });
-  return response.json();
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `probe` until it returns a truthy value or `ms` pass. */
-async function until(probe, ms, what) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/**
- * A page with everything it does recorded: requests, workers, WebSocket frames (with times) and the
- * SDK's events (through `MinePass.on('*')`, installed before any page script runs).
- */
-const openPages = [];
-async function openPage(context, url) {
-  const page = await context.newPage();
-  openPages.push(page);
-  const log = { requests: [], sockets: [], framesSent: [], workers: [], errors: [], console: [] };
-  page.on('request', (request) => log.requests.push(request.url()));
-  page.on('worker', (worker) => log.workers.push(worker));
-  page.on('websocket', (socket) => {
-    log.sockets.push(socket.url());
-    socket.on('framesent', (frame) => log.framesSent.push({ at: Date.now(), payload: String(frame.payload) }));
-  });
-  page.on('pageerror', (error) => log.errors.push(String(error)));
-  page.on('console', (message) => log.console.push(message.text()));
-  await page.addInitScript(() => {
-    window.__events = [];
-    const hook = () => {
-      if (!window.MinePass) return setTimeout(hook, 5);
-      window.MinePass.on('*', (type, detail) => window.__events.push({ type, detail, at: Date.now() }));
-    };
-    hook();
-  });
-  await page.goto(url);
-  page.log = log;
-  page.events = (type) => page.evaluate((t) => window.__events.filter((e) => e.type === t), type);
-  return page;
-}
-
-async function consentDialog(page) {
-  const dialog = page.locator('[data-minepass="consent"] dialog');
-  await dialog.waitFor({ state: 'visible', timeout: 5000 });
-  return dialog;
-}
-
-async function allow(page) {
-  const dialog = await consentDialog(page);
-  await dialog.getByRole('button', { name: 'Allow' }).click();
-}
-
-const gateButton = (page) => page.locator('minepass-gate').getByRole('button');
-const activeWorkers = (page) => page.workers().length;
-const submitsAfter = (page, time) =>
-  page.log.framesSent.filter((f) => f.at > time && f.payload.includes('"submit"')).length;
 
 // --- Scenarios -------------------------------------------------------------------------------------
 
@@ -344,18 +233,7 @@ const scenarios = {
 
 // --- Runner ----------------------------------------------------------------------------------------
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchBrowser();
 let passed = 0;
 let failed = 0;
 for (const [name, scenario] of Object.entries(scenarios)) {

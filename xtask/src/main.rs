@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_broker;
+mod bench_sdk;
 mod build;
 mod demo;
 mod serve;
@@ -19,11 +20,13 @@ const HELP: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  build           two wasm builds (simd128 and plain) into pkg/, with sizes
+  build           the wasm builds (simd128 and plain kernels, SDK client) into pkg/, with sizes
   test            fmt, clippy, tidy, native tests, wasm-pack tests in headless Chromium
   bench [--json]  kernel benchmark in headless Chromium and natively
   bench-broker [--json] [--clients N] [--seconds S]
                   share verification and N concurrent WebSocket miners against the broker
+  bench-sdk [--json]
+                  SDK bytes, consent to first hash and share, throttle duty cycle (Chromium)
   demo [--port N] build everything and start the broker, which serves the demo
   tidy            repository hygiene checks (module docs)
 ";
@@ -38,6 +41,7 @@ fn main() -> Result<()> {
         "test" => test::run(),
         "bench" => bench::run(&rest),
         "bench-broker" => bench_broker::run(&rest),
+        "bench-sdk" => bench_sdk::run(&rest),
         "demo" => demo::run(&rest),
         "tidy" => tidy::run(),
         "" | "help" | "--help" | "-h" => {
