@@ -26,14 +26,20 @@ impl Serialize for Work {
     }
 }
 
+impl Work {
+    /// Work from its wire form: a decimal string of a u128 (digits only).
+    pub fn parse(text: &str) -> Option<Work> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().map(Work)
+    }
+}
+
 impl<'de> Deserialize<'de> for Work {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Work, D::Error> {
-        // Owned: deserializers over JS values (serde-wasm-bindgen) cannot lend a `&str`.
         let text = String::deserialize(deserializer)?;
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(serde::de::Error::custom("work must be a decimal string"));
-        }
-        text.parse().map(Work).map_err(serde::de::Error::custom)
+        Work::parse(&text).ok_or_else(|| serde::de::Error::custom("work must be a decimal string of a u128"))
     }
 }
 
@@ -175,81 +181,138 @@ pub enum ServerMessage {
     },
 }
 
-impl<'de> Deserialize<'de> for ServerMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServerMessage, D::Error> {
-        use serde::de::Error;
-        /// Every field of every broker message.
-        #[derive(Deserialize)]
-        struct Frame {
-            #[serde(rename = "type")]
-            kind: String,
-            v: Option<u32>,
-            session: Option<String>,
-            resume: Option<String>,
-            mode: Option<WorkMode>,
-            share_interval_ms: Option<u64>,
-            progress: Option<Vec<Progress>>,
-            id: Option<String>,
-            header: Option<String>,
-            target: Option<String>,
-            work: Option<Work>,
-            job: Option<String>,
-            nonce: Option<String>,
-            code: Option<ErrorCode>,
-            content: Option<String>,
-            done: Option<Work>,
-            required: Option<Work>,
-            token: Option<String>,
-            message: Option<String>,
-            fatal: Option<bool>,
-            t: Option<u64>,
-        }
-        fn need<T, E: Error>(value: Option<T>, field: &'static str) -> Result<T, E> {
-            value.ok_or_else(|| E::missing_field(field))
-        }
-        const TYPES: &[&str] =
-            &["welcome", "job", "accepted", "rejected", "progress", "unlock", "error", "pong"];
-        let f = Frame::deserialize(deserializer)?;
+/// Every field of every broker message, as plain JSON values. The broker's JSON parses into it with
+/// serde; the SDK fills it from `JSON.parse` without serde (a much smaller wasm module). Either way
+/// [`ServerMessage::try_from`] does the checking, so there is one definition of what is valid.
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct Frame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub v: Option<u32>,
+    pub session: Option<String>,
+    pub resume: Option<String>,
+    pub mode: Option<String>,
+    pub share_interval_ms: Option<u64>,
+    pub progress: Option<Vec<FrameProgress>>,
+    pub id: Option<String>,
+    pub header: Option<String>,
+    pub target: Option<String>,
+    pub work: Option<String>,
+    pub job: Option<String>,
+    pub nonce: Option<String>,
+    pub code: Option<String>,
+    pub content: Option<String>,
+    pub done: Option<String>,
+    pub required: Option<String>,
+    pub token: Option<String>,
+    pub message: Option<String>,
+    pub fatal: Option<bool>,
+    pub t: Option<u64>,
+}
+
+/// One entry of `welcome.progress` in a [`Frame`].
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct FrameProgress {
+    pub content: Option<String>,
+    pub done: Option<String>,
+    pub required: Option<String>,
+}
+
+/// Why a [`Frame`] is not a valid [`ServerMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// A field the message type needs is absent.
+    Missing(&'static str),
+    /// A field has a value outside its type (work not a decimal string, an unknown code or mode).
+    Invalid(&'static str),
+    /// A `type` this version does not know.
+    UnknownType(String),
+}
+
+/// The message types a [`Frame`] can hold.
+pub const SERVER_MESSAGE_TYPES: &[&str] =
+    &["welcome", "job", "accepted", "rejected", "progress", "unlock", "error", "pong"];
+
+fn need<T>(value: Option<T>, field: &'static str) -> Result<T, FrameError> {
+    value.ok_or(FrameError::Missing(field))
+}
+
+fn need_work(value: Option<String>, field: &'static str) -> Result<Work, FrameError> {
+    Work::parse(&need(value, field)?).ok_or(FrameError::Invalid(field))
+}
+
+fn need_code(value: Option<String>) -> Result<ErrorCode, FrameError> {
+    ErrorCode::parse(&need(value, "code")?).ok_or(FrameError::Invalid("code"))
+}
+
+fn progress_of(
+    content: Option<String>,
+    done: Option<String>,
+    required: Option<String>,
+) -> Result<Progress, FrameError> {
+    Ok(Progress {
+        content: need(content, "content")?,
+        done: need_work(done, "done")?,
+        required: need_work(required, "required")?,
+    })
+}
+
+impl TryFrom<Frame> for ServerMessage {
+    type Error = FrameError;
+
+    fn try_from(f: Frame) -> Result<ServerMessage, FrameError> {
         Ok(match f.kind.as_str() {
             "welcome" => ServerMessage::Welcome(Welcome {
                 v: need(f.v, "v")?,
                 session: need(f.session, "session")?,
                 resume: need(f.resume, "resume")?,
-                mode: need(f.mode, "mode")?,
+                mode: WorkMode::parse(&need(f.mode, "mode")?).ok_or(FrameError::Invalid("mode"))?,
                 share_interval_ms: need(f.share_interval_ms, "share_interval_ms")?,
-                progress: need(f.progress, "progress")?,
+                progress: need(f.progress, "progress")?
+                    .into_iter()
+                    .map(|p| progress_of(p.content, p.done, p.required))
+                    .collect::<Result<_, _>>()?,
             }),
             "job" => ServerMessage::Job(Job {
                 id: need(f.id, "id")?,
                 header: need(f.header, "header")?,
                 target: need(f.target, "target")?,
-                work: need(f.work, "work")?,
+                work: need_work(f.work, "work")?,
             }),
             "accepted" => ServerMessage::Accepted {
                 job: need(f.job, "job")?,
                 nonce: need(f.nonce, "nonce")?,
-                work: need(f.work, "work")?,
+                work: need_work(f.work, "work")?,
             },
             "rejected" => ServerMessage::Rejected {
                 job: need(f.job, "job")?,
                 nonce: need(f.nonce, "nonce")?,
-                code: need(f.code, "code")?,
+                code: need_code(f.code)?,
             },
-            "progress" => ServerMessage::Progress(Progress {
-                content: need(f.content, "content")?,
-                done: need(f.done, "done")?,
-                required: need(f.required, "required")?,
-            }),
+            "progress" => ServerMessage::Progress(progress_of(f.content, f.done, f.required)?),
             "unlock" => {
                 ServerMessage::Unlock { content: need(f.content, "content")?, token: need(f.token, "token")? }
             }
             "error" => ServerMessage::Error {
-                code: need(f.code, "code")?,
+                code: need_code(f.code)?,
                 message: need(f.message, "message")?,
                 fatal: need(f.fatal, "fatal")?,
             },
             "pong" => ServerMessage::Pong { t: need(f.t, "t")? },
-            other => return Err(D::Error::unknown_variant(other, TYPES)),
+            _ => return Err(FrameError::UnknownType(f.kind)),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServerMessage, D::Error> {
+        use serde::de::Error;
+        ServerMessage::try_from(Frame::deserialize(deserializer)?).map_err(|error| match error {
+            FrameError::Missing(field) => D::Error::missing_field(field),
+            FrameError::Invalid(field) => D::Error::custom(format_args!("invalid value for `{field}`")),
+            FrameError::UnknownType(kind) => D::Error::unknown_variant(&kind, SERVER_MESSAGE_TYPES),
         })
     }
 }
@@ -280,6 +343,17 @@ pub enum WorkMode {
     Gate,
     /// Real block templates from an upstream pool.
     Pool,
+}
+
+impl WorkMode {
+    /// The mode with this wire string.
+    pub fn parse(text: &str) -> Option<WorkMode> {
+        match text {
+            "gate" => Some(WorkMode::Gate),
+            "pool" => Some(WorkMode::Pool),
+            _ => None,
+        }
+    }
 }
 
 /// `job`: an 80-byte header template and a share target. The client owns the whole 32-bit nonce space
@@ -355,6 +429,34 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::BadJson,
+        ErrorCode::BinaryFrame,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::UnknownType,
+        ErrorCode::BadField,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::UnknownSite,
+        ErrorCode::SiteDisabled,
+        ErrorCode::ConsentRequired,
+        ErrorCode::HelloRequired,
+        ErrorCode::AlreadyHello,
+        ErrorCode::BadNonce,
+        ErrorCode::AboveTarget,
+        ErrorCode::Duplicate,
+        ErrorCode::StaleJob,
+        ErrorCode::UnknownJob,
+        ErrorCode::RateLimited,
+        ErrorCode::TooManyConnections,
+        ErrorCode::Internal,
+    ];
+
+    /// The code with this wire string.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|code| code.as_str() == text)
+    }
+
     /// The code's wire string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -506,6 +608,15 @@ mod tests {
         for bad in ["", "7c2bac1", "7c2bac1d0", "+c2bac1d", "7c2bac1g", " 7c2bac1"] {
             assert_eq!(parse_nonce(bad), Err(ErrorCode::BadNonce), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_error_code_parses_back_from_its_string() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "serde and as_str agree");
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
     }
 
     #[test]

@@ -5,8 +5,11 @@
 use js_sys::{Object, Reflect, Uint32Array};
 use wasm_bindgen::prelude::*;
 
+#[cfg(not(target_feature = "simd128"))]
 use crate::baseline::Sha2Scan;
-use crate::kernel::{HEADER_LEN, Job, Kernel};
+#[cfg(not(target_feature = "simd128"))]
+use crate::kernel::HEADER_LEN;
+use crate::kernel::{Job, Kernel};
 use crate::target::Target;
 
 /// A nonce search over one header template, scanned in batches so a worker can stop between them.
@@ -29,20 +32,10 @@ impl Scanner {
     /// Scans nonce positions `start .. start + count` with the build's best kernel and returns
     /// `{hashes, nonces}`: the hashes done and a `Uint32Array` of every header nonce that met the target.
     pub fn scan(&mut self, start: u32, count: u32) -> Result<Object, JsError> {
-        self.scan_with(Kernel::BEST, start, count)
-    }
-
-    /// [`Scanner::scan`] with the scalar kernel (for the benchmark and tests).
-    #[wasm_bindgen(js_name = scanScalar)]
-    pub fn scan_scalar(&mut self, start: u32, count: u32) -> Result<Object, JsError> {
-        self.scan_with(Kernel::Scalar, start, count)
-    }
-
-    fn scan_with(&mut self, kernel: Kernel, start: u32, count: u32) -> Result<Object, JsError> {
         self.hits.clear();
         let hashes = self
             .job
-            .scan_with(kernel, start, count, &mut self.hits)
+            .scan_with(Kernel::BEST, start, count, &mut self.hits)
             .map_err(|e| JsError::new(&e.to_string()))?;
         scan_report(hashes, &self.hits)
     }
@@ -54,13 +47,17 @@ pub fn kernel_name() -> String {
     Kernel::BEST.name().to_owned()
 }
 
-/// The benchmark baseline: the same midstate search with the `sha2` crate's portable code.
+/// The benchmark baseline: the same midstate search with the `sha2` crate's portable code. Only in
+/// the plain build, where the benchmark runs it: the simd build, which most visitors download, leaves
+/// it out.
+#[cfg(not(target_feature = "simd128"))]
 #[wasm_bindgen]
 pub struct Sha2Scanner {
     scan: Sha2Scan,
     hits: Vec<u32>,
 }
 
+#[cfg(not(target_feature = "simd128"))]
 #[wasm_bindgen]
 impl Sha2Scanner {
     /// Same arguments as [`Scanner::new`].

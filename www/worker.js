@@ -9,7 +9,7 @@
 //      A new 'mine' replaces the running one. `throttle` (0 ≤ t < 1) is the idle share of time:
 //      the worker rests so that over the run, rest = busy·t/(1−t).
 //   in  {type:'stop'}        stops the mine loop between two batches -> out {type:'stopped', …}
-//   in  {type:'bench', kind:'kernel'|'scalar'|'sha2', ms} -> out {type:'bench', hashes, ms}
+//   in  {type:'bench', kind:'kernel'|'sha2', ms} -> out {type:'bench', hashes, ms}  ('sha2': plain build only)
 // The page may also terminate the worker at any time: nothing here needs cleaning up.
 'use strict';
 
@@ -86,7 +86,7 @@ function bench({ kind, ms }) {
   const target = new Uint8Array(32).fill(0xff);
   target.fill(0, 28);
   const scanner = kind === 'sha2' ? new wasm.Sha2Scanner(header, target) : new wasm.Scanner(header, target);
-  const scan = kind === 'scalar' ? (s, n) => scanner.scanScalar(s, n) : (s, n) => scanner.scan(s, n);
+  const scan = (s, n) => scanner.scan(s, n);
   try {
     // V8 has no on-stack replacement for wasm: many short calls let it tier the kernel up first.
     let position = 0;

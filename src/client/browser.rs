@@ -8,7 +8,6 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Function, Promise, Reflect};
-use serde::Deserialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, VisibilityState, WebSocket, Worker, WorkerOptions, WorkerType};
@@ -17,11 +16,10 @@ use super::backoff::Backoff;
 use super::budget::{DailyBudget, local_day};
 use super::controller::{Command, Controller, Event, Identity, nonce_ranges};
 use super::policy::{self, Battery, Facts, Limits, PauseReason};
-use crate::protocol::{self, ClientMessage, Consent};
+use crate::protocol::{self, ClientMessage, Consent, Frame, FrameProgress, ServerMessage};
 
 /// `MinePass.init` options as the loader passes them (camelCase, like the JS API).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct Options {
     /// `ws(s)://…/ws` of the broker.
     broker: String,
@@ -31,29 +29,126 @@ struct Options {
     build: String,
     site: String,
     user: String,
-    #[serde(default)]
     content: Option<String>,
     consent: Consent,
-    #[serde(default)]
     threads: Option<u32>,
     /// Idle share of time, 0 ≤ throttle < 1.
-    #[serde(default)]
     throttle: f64,
     /// Mining minutes per local day.
-    #[serde(default = "default_daily_minutes")]
     daily_minutes: f64,
-    #[serde(default)]
     require_charging: bool,
-    #[serde(default = "yes")]
     respect_save_data: bool,
 }
 
-fn default_daily_minutes() -> f64 {
-    30.0
+/// Reads fields of a JS object. (By hand rather than with serde: serde's deserialisers and their
+/// error formatting would triple the size of this module.)
+struct Fields<'a>(&'a JsValue);
+
+impl Fields<'_> {
+    fn get(&self, key: &str) -> JsValue {
+        Reflect::get(self.0, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        self.get(key).as_string()
+    }
+
+    fn number(&self, key: &str) -> Option<f64> {
+        self.get(key).as_f64()
+    }
+
+    /// A non-negative integer that fits `u64` exactly (JS numbers are exact up to 2^53).
+    fn integer(&self, key: &str) -> Option<u64> {
+        self.number(key)
+            .filter(|n| n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(n))
+            .map(|n| n as u64)
+    }
+
+    fn boolean(&self, key: &str) -> Option<bool> {
+        self.get(key).as_bool()
+    }
 }
 
-fn yes() -> bool {
-    true
+impl Options {
+    fn from_js(value: &JsValue) -> Result<Options, JsError> {
+        let fields = Fields(value);
+        let required = |key: &str| fields.string(key).ok_or_else(|| invalid(key));
+        let consent = fields.get("consent");
+        let consent = Fields(&consent);
+        let options = Options {
+            broker: required("broker")?,
+            worker_url: required("workerUrl")?,
+            build: required("build")?,
+            site: required("site")?,
+            user: required("user")?,
+            content: fields.string("content"),
+            consent: Consent {
+                id: consent.string("id").ok_or_else(|| invalid("consent.id"))?,
+                given_at: consent.integer("given_at").ok_or_else(|| invalid("consent.given_at"))?,
+                expires_at: consent.integer("expires_at").ok_or_else(|| invalid("consent.expires_at"))?,
+            },
+            threads: fields.integer("threads").map(|n| n.min(u64::from(u32::MAX)) as u32),
+            throttle: fields.number("throttle").unwrap_or(0.0),
+            daily_minutes: fields.number("dailyMinutes").unwrap_or(30.0),
+            require_charging: fields.boolean("requireCharging").unwrap_or(false),
+            respect_save_data: fields.boolean("respectSaveData").unwrap_or(true),
+        };
+        if !(0.0..1.0).contains(&options.throttle) {
+            return Err(invalid("throttle (0 <= throttle < 1)"));
+        }
+        if options.daily_minutes.is_nan() || options.daily_minutes < 0.0 {
+            return Err(invalid("dailyMinutes (>= 0)"));
+        }
+        Ok(options)
+    }
+}
+
+fn invalid(key: &str) -> JsError {
+    JsError::new(&["MinePass options: missing or invalid ", key].concat())
+}
+
+/// A broker message from its JSON text: `JSON.parse`, then the protocol's own checks.
+fn server_message(text: &str) -> Option<ServerMessage> {
+    let value = js_sys::JSON::parse(text).ok()?;
+    let f = Fields(&value);
+    let progress = f.get("progress");
+    let progress = js_sys::Array::is_array(&progress).then(|| {
+        js_sys::Array::from(&progress)
+            .iter()
+            .map(|entry| {
+                let p = Fields(&entry);
+                FrameProgress {
+                    content: p.string("content"),
+                    done: p.string("done"),
+                    required: p.string("required"),
+                }
+            })
+            .collect()
+    });
+    let frame = Frame {
+        kind: f.string("type")?,
+        v: f.integer("v").map(|n| n as u32),
+        session: f.string("session"),
+        resume: f.string("resume"),
+        mode: f.string("mode"),
+        share_interval_ms: f.integer("share_interval_ms"),
+        progress,
+        id: f.string("id"),
+        header: f.string("header"),
+        target: f.string("target"),
+        work: f.string("work"),
+        job: f.string("job"),
+        nonce: f.string("nonce"),
+        code: f.string("code"),
+        content: f.string("content"),
+        done: f.string("done"),
+        required: f.string("required"),
+        token: f.string("token"),
+        message: f.string("message"),
+        fatal: f.boolean("fatal"),
+        t: f.integer("t"),
+    };
+    ServerMessage::try_from(frame).ok()
 }
 
 /// How often the client re-evaluates its policy, charges the budget and reports progress.
@@ -132,14 +227,7 @@ impl Client {
     /// returns the time in Unix ms (tests inject it; `Date.now` otherwise).
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_event: Function, clock: Option<Function>) -> Result<Client, JsError> {
-        let options: Options = serde_wasm_bindgen::from_value(options)
-            .map_err(|e| JsError::new(&format!("MinePass options: {e}")))?;
-        if !(0.0..1.0).contains(&options.throttle) {
-            return Err(JsError::new("MinePass options: throttle must be in [0, 1)"));
-        }
-        if options.daily_minutes.is_nan() || options.daily_minutes < 0.0 {
-            return Err(JsError::new("MinePass options: dailyMinutes must be >= 0"));
-        }
+        let options = Options::from_js(&options)?;
         let hardware = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency()) as u32;
         let threads = policy::threads(options.threads, hardware);
         let limits = Limits {
@@ -555,8 +643,7 @@ impl Inner {
             let Some(text) = event.dyn_ref::<MessageEvent>().and_then(|e| e.data().as_string()) else {
                 return;
             };
-            let parsed = js_sys::JSON::parse(&text).ok().and_then(|v| serde_wasm_bindgen::from_value(v).ok());
-            let Some(message) = parsed else {
+            let Some(message) = server_message(&text) else {
                 let message = "an unreadable message from the broker".to_owned();
                 inner.emit_event(&Event::Error { code: "bad_broker_message".into(), message, fatal: false });
                 return;

@@ -1,6 +1,6 @@
 //! `cargo xtask bench-sdk [--json]`: the SDK benchmark (not a test).
 //!
-//! 1. Bytes: what a page loads before consent (`minepass.js`) and the whole SDK after it (loader,
+//! 1. Bytes: what a page loads before consent (`minepass.js`, minified) and the whole SDK after it (loader,
 //!    client module and wasm, worker, the larger kernel build and its glue), raw and gzip.
 //! 2. In headless Chromium against the real broker at its default settings (`tests/e2e/bench-sdk.mjs`):
 //!    the time from the consent click to the first hash and to the first accepted share, and the
@@ -17,7 +17,7 @@ use crate::setup::{self, cargo, exec};
 
 /// Everything a visitor's browser downloads once mining runs (the simd kernel: the larger build).
 const SDK_FILES: &[&str] = &[
-    "www/minepass.js",
+    "pkg/minepass.js",
     "www/worker.js",
     "pkg/minepass_client.js",
     "pkg/minepass_client_bg.wasm",

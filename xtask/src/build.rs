@@ -5,6 +5,7 @@
 //!   module validates in browsers without wasm SIMD.
 //! - `pkg/minepass_client*`: the SDK's main-thread client (feature `client`), optimised for size: it
 //!   runs the session, not the hashing.
+//! - `pkg/minepass.js`: the SDK loader (`www/minepass.js`) minified.
 //!
 //! Each build has its own target directory so switching RUSTFLAGS never invalidates another.
 
@@ -122,8 +123,25 @@ pub fn run() -> Result<Vec<PathBuf>> {
         shipped.push(PathBuf::from(format!("pkg/{out_name}.js")));
         shipped.push(bg);
     }
+    shipped.push(minify_loader(wasm_opt.is_some())?);
     print_sizes(&shipped)?;
     Ok(shipped)
+}
+
+/// `pkg/minepass.js`, the loader the broker serves at `/minepass.js`: `www/minepass.js` minified with
+/// terser (from npm, like wasm-opt), or copied as it is when npm is unavailable.
+fn minify_loader(npm_tools: bool) -> Result<PathBuf> {
+    let out = PathBuf::from("pkg/minepass.js");
+    if npm_tools {
+        exec(
+            std::process::Command::new("node_modules/.bin/terser")
+                .args(["www/minepass.js", "--compress", "--mangle", "--ecma", "2020", "-o"])
+                .arg(&out),
+        )?;
+    } else {
+        std::fs::copy("www/minepass.js", &out)?;
+    }
+    Ok(out)
 }
 
 /// Raw and gzip (level 9) size of each file: size is a feature, reported on every build.

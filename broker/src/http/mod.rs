@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower::Layer;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::metrics;
 use minepass::protocol::{ErrorCode, ServerMessage};
@@ -38,6 +38,8 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .route("/metrics", get(|| async { metrics::render() }))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(api::routes())
+        // The SDK loader as built (minified into pkg/); its readable source is www/minepass.js.
+        .route_service("/minepass.js", static_file(&dirs.pkg.join("minepass.js")))
         .nest_service("/pkg", static_files(&dirs.pkg))
         .fallback_service(static_files(&dirs.www))
         .with_state(broker)
@@ -47,6 +49,10 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
 /// module and its wasm from the broker, which needs CORS.
 fn static_files(dir: &std::path::Path) -> tower_http::cors::Cors<ServeDir> {
     CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeDir::new(dir))
+}
+
+fn static_file(path: &std::path::Path) -> tower_http::cors::Cors<ServeFile> {
+    CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeFile::new(path))
 }
 
 async fn upgrade(
