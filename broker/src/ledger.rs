@@ -191,6 +191,19 @@ impl Ledger {
         Ok(())
     }
 
+    /// The setting `name`, created with `make()` on first use (the first writer wins a race).
+    pub async fn setting_or_insert(&self, name: &str, make: impl FnOnce() -> String) -> Result<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(make())
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// Creates an admin API token; returns it (only its hash is stored).
     pub async fn add_admin_token(&self, label: &str) -> Result<String> {
         let token = random_token("admin_", 32);

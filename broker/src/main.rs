@@ -182,7 +182,14 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let address = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let tokens = Tokens::load(&ledger, issuer).await?;
+    let resume_key =
+        ledger.setting_or_insert("resume_key", || hex::encode(rand::random::<[u8; 32]>())).await?;
+    let resume_key: [u8; 32] = hex::decode(&resume_key)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .context("the ledger's resume_key setting is not 32 bytes of hex")?;
     let mut broker = Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens);
+    broker.set_resume_key(resume_key);
     broker.max_connections_per_address = config.max_connections_per_address;
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };

@@ -48,6 +48,12 @@ impl Broker {
         }
     }
 
+    /// Signs resume tokens with `key` (kept in the ledger by `serve`, so tokens survive a restart)
+    /// instead of the random per-process key.
+    pub fn set_resume_key(&mut self, key: [u8; 32]) {
+        self.resume_key = key;
+    }
+
     /// Counts a new connection from `address`; `None` if it already has the maximum.
     pub fn admit(self: &Arc<Self>, address: std::net::IpAddr) -> Option<ConnectionSlot> {
         let mut connections = self.connections.lock().expect("connections lock");

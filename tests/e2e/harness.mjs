@@ -15,33 +15,42 @@ export const ENDLESS_WORK = String(2n ** 60n);
 
 /**
  * A broker process with a fresh ledger; resolves once it listens. `quick` makes shares small and
- * frequent (tests); without it the broker runs at its defaults (benchmarks).
+ * frequent (tests); without it the broker runs at its defaults (benchmarks). `broker.restart()`
+ * SIGKILLs the process and starts a new one on the same address and ledger.
  */
 export async function startBroker({ quick = true } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'minepass-e2e-'));
   const tuning = quick ? ['--share-interval-ms', '1000', '--min-share-work', '65536'] : [];
-  const child = spawn(BROKER, ['serve', '--listen', '127.0.0.1:0', '--data', data, ...tuning], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: 'warn' },
-  });
-  const broker = { child, data, secret: '', admin: '', url: '' };
-  const lines = createInterface({ input: child.stdout });
-  await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
-    lines.on('line', (line) => {
-      const secret = line.match(/site secret:\s+(\S+)/);
-      if (secret) broker.secret = secret[1];
-      const admin = line.match(/admin API token \(shown once\): (\S+)/);
-      if (admin) broker.admin = admin[1];
-      const url = line.match(/listening on (http:\/\/[^/]+)\//);
-      if (url) {
-        broker.url = url[1];
-        resolve();
-      }
+  const broker = { data, secret: '', admin: '', url: '' };
+  const launch = (listen) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(BROKER, ['serve', '--listen', listen, '--data', data, ...tuning], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, RUST_LOG: 'warn' },
+      });
+      broker.child = child;
+      child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const secret = line.match(/site secret:\s+(\S+)/);
+        if (secret) broker.secret = secret[1];
+        const admin = line.match(/admin API token \(shown once\): (\S+)/);
+        if (admin) broker.admin = admin[1];
+        const url = line.match(/listening on (http:\/\/[^/]+)\//);
+        if (url) {
+          broker.url = url[1];
+          resolve();
+        }
+      });
     });
-  });
+  await launch('127.0.0.1:0');
+  broker.restart = async () => {
+    const exited = new Promise((resolve) => broker.child.once('exit', resolve));
+    broker.child.kill('SIGKILL');
+    await exited;
+    await launch(broker.url.replace('http://', ''));
+  };
   broker.stop = () => {
-    child.kill('SIGTERM');
+    broker.child.kill('SIGTERM');
     rmSync(data, { recursive: true, force: true });
   };
   // The demo article with a quick quota, and a content item that never unlocks.

@@ -218,6 +218,44 @@ const scenarios = {
     await context.close();
   },
 
+  async 'without WebAssembly the gate says so and offers the alternative'({ browser, broker }) {
+    const context = await browser.newContext();
+    // As in iOS Lockdown Mode or under a policy that disables wasm.
+    await context.addInitScript(() => delete window.WebAssembly);
+    const page = await openPage(context, `${broker.url}/demo/`);
+    const fallback = page.locator('minepass-gate p[slot="fallback"]');
+    await fallback.waitFor({ state: 'visible', timeout: 5000 });
+    const status = await page.locator('minepass-gate .status').textContent();
+    assert(/cannot run the computation/.test(status), `gate status: ${status}`);
+    assert(!(await gateButton(page).isVisible()), 'the unlock button is still offered');
+    assert((await page.evaluate(() => MinePass.supported)) === null, 'MinePass.supported is null');
+    assert(activeWorkers(page) === 0 && page.log.sockets.length === 0, 'something started anyway');
+    await context.close();
+  },
+
+  async 'after a broker crash the client reconnects and resumes without losing credit'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
+    await allow(page);
+    await started;
+    await until(async () => (await page.events('share')).length >= 3, 30_000, 'three accepted shares');
+    const credited = async () => {
+      const progress = (await page.events('progress')).filter((e) => e.detail.content === 'long-read');
+      return BigInt(progress.at(-1).detail.done);
+    };
+    const before = await credited();
+    assert(before > 0n, 'credit before the crash');
+    await broker.restart();
+    const restartedAt = Date.now();
+    await until(async () => (await page.events('open')).length >= 2, 30_000, 'a second session');
+    await until(async () => (await page.events('share')).some((e) => e.at > restartedAt), 30_000, 'shares again');
+    const opens = await page.events('open');
+    assert(opens[1].detail.session === opens[0].detail.session, 'the session was resumed by its token');
+    assert((await credited()) >= before, 'credited work was lost in the crash');
+    await context.close();
+  },
+
   async 'the demo works under a strict Content-Security-Policy'({ browser, broker }) {
     const context = await browser.newContext();
     const page = await openPage(context, `${broker.url}/demo/strict.html`);

@@ -1,5 +1,6 @@
 //! `cargo xtask demo [--port N]`: builds the wasm and starts the broker (embedded SQLite ledger under
-//! `./data`, a demo site created on first run), which serves the demo page and the SDK files.
+//! `./data`, a demo site created on first run), which serves the demo publisher at `/demo/`, the
+//! kernel demo and the SDK files.
 
 use anyhow::Result;
 
@@ -10,9 +11,8 @@ pub fn run(args: &[String]) -> Result<()> {
     crate::build::run()?;
     exec(cargo().args(["build", "--package", "minepass-broker"]))?;
     println!();
-    println!(
-        "MinePass demo: http://127.0.0.1:{port}/   (benchmark page: http://127.0.0.1:{port}/bench.html)"
-    );
+    println!("MinePass demo publisher: http://127.0.0.1:{port}/demo/");
+    println!("  kernel demo: http://127.0.0.1:{port}/   benchmark page: http://127.0.0.1:{port}/bench.html");
     println!("Press Ctrl-C to stop.");
     exec(
         cargo()
