@@ -257,6 +257,8 @@ const scenarios = {
   },
 
   async 'the demo works under a strict Content-Security-Policy'({ browser, broker }) {
+    const policy = (await fetch(`${broker.url}/demo/strict.html`)).headers.get('content-security-policy');
+    assert(policy && policy.includes("script-src 'self' 'wasm-unsafe-eval'"), `served with CSP: ${policy}`);
     const context = await browser.newContext();
     const page = await openPage(context, `${broker.url}/demo/strict.html`);
     await gateButton(page).click();

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tower::Layer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 
 use crate::metrics;
 use minepass::protocol::{ErrorCode, ServerMessage};
@@ -40,6 +41,7 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .merge(api::routes())
         // The SDK loader as built (minified into pkg/); its readable source is www/minepass.js.
         .route_service("/minepass.js", static_file(&dirs.pkg.join("minepass.js")))
+        .route_service("/demo/strict.html", strict_csp(ServeFile::new(dirs.www.join("demo/index.html"))))
         .nest_service("/pkg", static_files(&dirs.pkg))
         .fallback_service(static_files(&dirs.www))
         .with_state(broker)
@@ -49,6 +51,16 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
 /// module and its wasm from the broker, which needs CORS.
 fn static_files(dir: &std::path::Path) -> tower_http::cors::Cors<ServeDir> {
     CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeDir::new(dir))
+}
+
+/// The strictest policy the SDK supports: same-origin scripts, workers and connections, plus wasm
+/// compilation. `/demo/strict.html` is the demo page served under it (tested end to end).
+pub const STRICT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
+    connect-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'";
+
+fn strict_csp<S>(service: S) -> SetResponseHeader<S, HeaderValue> {
+    SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(STRICT_CSP))
+        .layer(service)
 }
 
 fn static_file(path: &std::path::Path) -> tower_http::cors::Cors<ServeFile> {
