@@ -392,6 +392,10 @@
     get hashes() {
       return client ? client.hashes : 0;
     },
+    /** Milliseconds this page's workers spent hashing since the client started (summed). */
+    get busyMs() {
+      return client ? client.busyMs : 0;
+    },
     /** WebAssembly is usable here ('simd' or 'plain'), or null: the gate offers the alternative. */
     get supported() {
       return wasmBuild();

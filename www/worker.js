@@ -3,7 +3,8 @@
 // Protocol (all messages are plain objects with a `type`):
 //   in  {type:'init', build:'simd'|'plain'}            -> out {type:'ready', kernel} | {type:'error'}
 //   in  {type:'mine', job, run, header, target, start, end, batch?, throttle?}  (job and run are echoed)
-//        -> out {type:'progress', job, run, hashes, ms, position}   after the first batch, then every ~250 ms
+//        -> out {type:'progress', job, run, hashes, ms, busy, position}  after the first batch, then every
+//                                                        ~250 ms (busy: ms spent hashing since the last one)
 //               {type:'found', job, run, nonces}                    whenever a batch finds shares
 //               {type:'done', …, position} (range searched) | {type:'stopped', …, position}
 //      A new 'mine' replaces the running one. `throttle` (0 ≤ t < 1) is the idle share of time:
@@ -40,6 +41,7 @@ async function mine({ job, run, header, target, start, end, batch = 1 << 16, thr
   try {
     let reportedAt = performance.now();
     let hashes = 0;
+    let busySinceReport = 0;
     let reported = false; // the first batch is reported at once: the page learns hashing began
     let busyTotal = 0;
     let idleTotal = 0;
@@ -52,12 +54,14 @@ async function mine({ job, run, header, target, start, end, batch = 1 << 16, thr
       const busy = performance.now() - began;
       position += n;
       hashes += report.hashes;
+      busySinceReport += busy;
       size = Math.min(size * 2, batch);
       if (report.nonces.length > 0) postMessage({ type: 'found', job, run, nonces: Array.from(report.nonces) });
       const now = performance.now();
       if (!reported || now - reportedAt >= 250) {
-        postMessage({ type: 'progress', job, run, hashes, ms: now - reportedAt, position });
+        postMessage({ type: 'progress', job, run, hashes, ms: now - reportedAt, busy: busySinceReport, position });
         hashes = 0;
+        busySinceReport = 0;
         reportedAt = now;
         reported = true;
       }
@@ -73,7 +77,7 @@ async function mine({ job, run, header, target, start, end, batch = 1 << 16, thr
         await yieldToEvents();
       }
     }
-    postMessage({ type: 'progress', job, run, hashes, ms: performance.now() - reportedAt, position });
+    postMessage({ type: 'progress', job, run, hashes, ms: performance.now() - reportedAt, busy: busySinceReport, position });
     postMessage({ type: generation === mine ? 'done' : 'stopped', job, run, position });
   } finally {
     scanner.free();

@@ -217,6 +217,8 @@ struct State {
     document_handlers: Vec<(String, Listener)>,
     /// The `hashing` event (the first hash) was emitted.
     hashing: bool,
+    /// Milliseconds the workers spent hashing (the throttle's duty cycle is this over wall time).
+    busy_ms: f64,
     /// Revoked or refused for good: nothing more happens.
     stopped: bool,
 }
@@ -278,22 +280,16 @@ impl Client {
         self.inner.shutdown();
     }
 
-    /// Threads the client runs.
-    #[wasm_bindgen(getter)]
-    pub fn threads(&self) -> u32 {
-        self.inner.threads
-    }
-
     /// Every hash done since start.
     #[wasm_bindgen(getter)]
     pub fn hashes(&self) -> f64 {
         self.inner.state.borrow().controller.as_ref().map_or(0, Controller::hashes) as f64
     }
 
-    /// The measured hash rate, hashes/s.
-    #[wasm_bindgen(getter)]
-    pub fn hashrate(&self) -> f64 {
-        self.inner.state.borrow().controller.as_ref().map_or(0.0, Controller::hashrate)
+    /// Milliseconds the workers spent hashing since start, summed over workers.
+    #[wasm_bindgen(getter, js_name = busyMs)]
+    pub fn busy_ms(&self) -> f64 {
+        self.inner.state.borrow().busy_ms
     }
 }
 
@@ -884,6 +880,7 @@ impl Inner {
             "progress" | "stopped" | "done" => {
                 let hashes = get("hashes").as_f64().unwrap_or(0.0) as u64;
                 let ms = get("ms").as_f64().unwrap_or(0.0);
+                self.state.borrow_mut().busy_ms += get("busy").as_f64().unwrap_or(0.0);
                 if hashes > 0 {
                     self.with_controller(|c| c.on_hashes(hashes, ms));
                     if !std::mem::replace(&mut self.state.borrow_mut().hashing, true) {
