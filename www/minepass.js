@@ -307,6 +307,16 @@
     return `${(seconds / 3600).toFixed(1)} h`;
   };
 
+  // Module workers must be same-origin. On a publisher's page with the broker on another origin, a
+  // same-origin blob module imports the broker's worker (served with CORS); such pages need
+  // `worker-src blob:` if they set a CSP.
+  function workerUrl() {
+    const url = new URL('worker.js', base).href;
+    if (base.origin === location.origin) return url;
+    const source = `import ${JSON.stringify(url)};`;
+    return URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  }
+
   // --- Loading the client after consent. ---
   async function load() {
     const build = wasmBuild();
@@ -323,7 +333,7 @@
     if (!consent) return null; // revoked while loading
     const clientOptions = {
       broker: broker.href,
-      workerUrl: new URL('worker.js', base).href,
+      workerUrl: workerUrl(),
       build,
       site: options.site,
       user: userId(),

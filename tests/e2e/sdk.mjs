@@ -6,6 +6,7 @@
 // Each scenario prints `ok`/`not ok`; the last line is `test result: …` like cargo's. Screenshots go to
 // docs/screenshots/.
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import {
   activeWorkers,
   allow,
@@ -254,6 +255,34 @@ const scenarios = {
     assert(opens[1].detail.session === opens[0].detail.session, 'the session was resumed by its token');
     assert((await credited()) >= before, 'credited work was lost in the crash');
     await context.close();
+  },
+
+  async 'a publisher page on another origin works with the one script tag'({ browser, broker }) {
+    // The publisher's own server (another port: another origin) with the documented markup.
+    const page_html = `<!doctype html><meta charset="utf-8"><title>Publisher</title>
+      <script src="${broker.url}/minepass.js" data-site="site_demo" async></script>
+      <p>Free part.</p><minepass-gate content="demo-article"><p class="paid">Paid part.</p></minepass-gate>`;
+    const publisher = createServer((request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      response.end(page_html);
+    });
+    await new Promise((resolve) => publisher.listen(0, '127.0.0.1', resolve));
+    try {
+      const context = await browser.newContext();
+      const page = await openPage(context, `http://127.0.0.1:${publisher.address().port}/`);
+      await gateButton(page).click();
+      await allow(page);
+      const [unlock] = await until(async () => {
+        const events = await page.events('unlock');
+        return events.length ? events : null;
+      }, 60_000, 'unlock on the publisher page');
+      await page.locator('minepass-gate p.paid').waitFor({ state: 'visible' });
+      assert((await verifyToken(broker, unlock.detail.token)).ok === true, 'the token verifies');
+      assert(page.log.errors.length === 0, `page errors: ${page.log.errors}`);
+      await context.close();
+    } finally {
+      publisher.close();
+    }
   },
 
   async 'the demo works under a strict Content-Security-Policy'({ browser, broker }) {

@@ -112,6 +112,13 @@ pub fn run() -> Result<Vec<PathBuf>> {
             exec(
                 std::process::Command::new(wasm_opt)
                     .arg(format!("-O{}", flavour.opt_level))
+                    // Size builds may assume what holds for Rust's wasm32 output: memory starts
+                    // zeroed and the first KiB (the null page) is never addressed. ~130 B gzip.
+                    .args(if flavour.opt_level == "z" {
+                        &["--zero-filled-memory", "--low-memory-unused"][..]
+                    } else {
+                        &[]
+                    })
                     .args(["--strip-debug", "--strip-producers"])
                     .args(BASE_FEATURES)
                     .args(flavour.extra_features)
