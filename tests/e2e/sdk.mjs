@@ -234,6 +234,22 @@ const scenarios = {
     await context.close();
   },
 
+  async 'without wasm SIMD the plain build mines and unlocks'({ browser, broker }) {
+    const context = await browser.newContext();
+    // A browser whose WebAssembly has no SIMD: the probe module fails validation.
+    await context.addInitScript(() => {
+      const validate = WebAssembly.validate.bind(WebAssembly);
+      WebAssembly.validate = (bytes) => (bytes.length < 40 ? false : validate(bytes));
+    });
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await gateButton(page).click();
+    await allow(page);
+    await until(async () => (await page.events('unlock')).length > 0, 90_000, 'unlock with the plain build');
+    const kernels = page.log.requests.filter((u) => /minepass_(simd|plain)_bg\.wasm$/.test(u));
+    assert(kernels.length > 0 && kernels.every((u) => u.includes('plain')), `kernel modules: ${kernels}`);
+    await context.close();
+  },
+
   async 'after a broker crash the client reconnects and resumes without losing credit'({ browser, broker }) {
     const context = await browser.newContext();
     const page = await openPage(context, `${broker.url}/demo/`);
