@@ -206,6 +206,8 @@ struct State {
     holds_lock: bool,
     /// Resolves the Web Locks request's promise, which releases the lock.
     release_lock: Option<Function>,
+    /// No Web Locks here: the tab lock is the localStorage lease, renewed every tick.
+    uses_lease: bool,
     lease_owner: String,
     battery: Option<Battery>,
     budget: Option<DailyBudget>,
@@ -344,6 +346,7 @@ impl Inner {
             .and_then(|w| Reflect::get(&w.navigator(), &"locks".into()).ok())
             .filter(|l| !l.is_undefined() && !l.is_null());
         let Some(locks) = locks else {
+            self.state.borrow_mut().uses_lease = true;
             self.renew_lease();
             return;
         };
@@ -497,7 +500,7 @@ impl Inner {
         if self.state.borrow().stopped {
             return;
         }
-        if now_past(self.now(), self.options.consent.expires_at) {
+        if self.now() >= self.options.consent.expires_at as f64 {
             self.emit_event(&Event::Error {
                 code: "consent_expired".into(),
                 message: "the visitor's consent has expired".into(),
@@ -506,7 +509,7 @@ impl Inner {
             self.shutdown();
             return;
         }
-        if self.state.borrow().release_lock.is_none() && !self.uses_web_locks() {
+        if self.state.borrow().uses_lease {
             self.renew_lease();
         }
         let now = self.now();
@@ -530,12 +533,6 @@ impl Inner {
         if let Some(progress) = progress {
             self.emit_event(&progress);
         }
-    }
-
-    fn uses_web_locks(&self) -> bool {
-        web_sys::window()
-            .and_then(|w| Reflect::get(&w.navigator(), &"locks".into()).ok())
-            .is_some_and(|l| !l.is_undefined() && !l.is_null())
     }
 
     /// Charges the budget for the time mined since the last call, applies the policy, and starts or
@@ -942,10 +939,6 @@ impl Inner {
         }
         self.emit("stop", &JsValue::NULL);
     }
-}
-
-fn now_past(now: f64, expires_at: u64) -> bool {
-    now >= expires_at as f64
 }
 
 /// A socket event handler that holds the client weakly.

@@ -85,11 +85,13 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn json_output(cmd: &mut Command) -> Result<Value> {
-    let out = cmd.stderr(Stdio::inherit()).output().context("running loadgen")?;
+/// Runs a benchmark helper and parses the JSON line it prints last.
+pub fn json_output(cmd: &mut Command) -> Result<Value> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("running {name}"))?;
     if !out.status.success() {
-        bail!("loadgen failed with {}", out.status);
+        bail!("{name} failed with {}", out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).with_context(|| format!("loadgen printed {text}"))
+    serde_json::from_str(text.lines().last().unwrap_or("")).with_context(|| format!("{name} printed {text}"))
 }

@@ -7,11 +7,12 @@
 //!    throttle's measured duty cycle (hash rate at each setting over the rate unthrottled).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use anyhow::Result;
+use serde_json::json;
 
+use crate::bench_broker::json_output;
 use crate::build::sizes;
 use crate::setup::{self, cargo, exec};
 
@@ -39,19 +40,12 @@ pub fn run(args: &[String]) -> Result<()> {
         sdk_raw += raw;
         sdk_gzip += gzip;
     }
-    let output = Command::new("node")
-        .arg("tests/e2e/bench-sdk.mjs")
-        .env("MINEPASS_BROKER", "target/release/minepass-broker")
-        .env("MINEPASS_CHROMIUM", setup::CHROMIUM)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running tests/e2e/bench-sdk.mjs")?;
-    if !output.status.success() {
-        bail!("bench-sdk.mjs failed with {}", output.status);
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let browser: Value = serde_json::from_str(text.lines().last().unwrap_or(""))
-        .with_context(|| format!("bench-sdk.mjs printed {text}"))?;
+    let browser = json_output(
+        Command::new("node")
+            .arg("tests/e2e/bench-sdk.mjs")
+            .env("MINEPASS_BROKER", "target/release/minepass-broker")
+            .env("MINEPASS_CHROMIUM", setup::CHROMIUM),
+    )?;
 
     let mut report = json!({
         "before_consent_bytes": before_raw,
