@@ -179,6 +179,12 @@ pub enum ServerMessage {
         /// The client's `t`.
         t: u64,
     },
+    /// There is no work right now (the broker's pools are unavailable and it is set to pause): stop
+    /// hashing; a `job` follows when there is work again. Earlier jobs no longer accept shares.
+    Wait {
+        /// Why, as a stable code (`upstream_unavailable`).
+        reason: String,
+    },
 }
 
 /// Every field of every broker message, as plain JSON values. The broker's JSON parses into it with
@@ -209,6 +215,7 @@ pub struct Frame {
     pub message: Option<String>,
     pub fatal: Option<bool>,
     pub t: Option<u64>,
+    pub reason: Option<String>,
 }
 
 /// One entry of `welcome.progress` in a [`Frame`].
@@ -233,7 +240,7 @@ pub enum FrameError {
 
 /// The message types a [`Frame`] can hold.
 pub const SERVER_MESSAGE_TYPES: &[&str] =
-    &["welcome", "job", "accepted", "rejected", "progress", "unlock", "error", "pong"];
+    &["welcome", "job", "accepted", "rejected", "progress", "unlock", "error", "pong", "wait"];
 
 fn need<T>(value: Option<T>, field: &'static str) -> Result<T, FrameError> {
     value.ok_or(FrameError::Missing(field))
@@ -280,6 +287,7 @@ impl TryFrom<Frame> for ServerMessage {
                 header: need(f.header, "header")?,
                 target: need(f.target, "target")?,
                 work: need_work(f.work, "work")?,
+                mode: WorkMode::parse(&need(f.mode, "mode")?).ok_or(FrameError::Invalid("mode"))?,
             }),
             "accepted" => ServerMessage::Accepted {
                 job: need(f.job, "job")?,
@@ -301,6 +309,7 @@ impl TryFrom<Frame> for ServerMessage {
                 fatal: need(f.fatal, "fatal")?,
             },
             "pong" => ServerMessage::Pong { t: need(f.t, "t")? },
+            "wait" => ServerMessage::Wait { reason: need(f.reason, "reason")? },
             _ => return Err(FrameError::UnknownType(f.kind)),
         })
     }
@@ -343,6 +352,8 @@ pub enum WorkMode {
     Gate,
     /// Real block templates from an upstream pool.
     Pool,
+    /// No work: the upstream pools are unavailable and the broker is set to pause (see `wait`).
+    Paused,
 }
 
 impl WorkMode {
@@ -351,6 +362,7 @@ impl WorkMode {
         match text {
             "gate" => Some(WorkMode::Gate),
             "pool" => Some(WorkMode::Pool),
+            "paused" => Some(WorkMode::Paused),
             _ => None,
         }
     }
@@ -369,6 +381,8 @@ pub struct Job {
     pub target: String,
     /// Expected hashes per share at this target.
     pub work: Work,
+    /// Where the header comes from: `pool` (a real block template) or `gate` (unlock work only).
+    pub mode: WorkMode,
 }
 
 /// Credited work toward one content item.
@@ -532,8 +546,13 @@ mod tests {
 
     #[test]
     fn work_travels_as_a_decimal_string_beyond_2_pow_53() {
-        let job =
-            Job { id: "j1".into(), header: "00".repeat(80), target: "ff".repeat(32), work: Work(u128::MAX) };
+        let job = Job {
+            id: "j1".into(),
+            header: "00".repeat(80),
+            target: "ff".repeat(32),
+            work: Work(u128::MAX),
+            mode: WorkMode::Pool,
+        };
         let json = serde_json::to_string(&ServerMessage::Job(job.clone())).unwrap();
         assert!(json.contains(r#""type":"job""#), "{json}");
         assert!(json.contains(r#""work":"340282366920938463463374607431768211455""#), "{json}");
@@ -560,6 +579,7 @@ mod tests {
                 header: "00".into(),
                 target: "ff".into(),
                 work: Work(7),
+                mode: WorkMode::Gate,
             }),
             ServerMessage::Accepted { job: "j".into(), nonce: "0000000a".into(), work: Work(7) },
             ServerMessage::Rejected { job: "j".into(), nonce: "0000000a".into(), code: ErrorCode::StaleJob },
@@ -567,6 +587,7 @@ mod tests {
             ServerMessage::Unlock { content: "a".into(), token: "jwt".into() },
             ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false },
             ServerMessage::Pong { t: 9 },
+            ServerMessage::Wait { reason: "upstream_unavailable".into() },
         ];
         for message in messages {
             let mut value = serde_json::to_value(&message).unwrap();

@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use minepass::kernel::Job;
 use minepass::protocol::{self, ServerMessage};
 use minepass::target::Target;
-use minepass_broker::work::{GateJobs, SessionWork, Vardiff};
+use minepass_broker::work::{Jobs, SessionWork, Vardiff};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -59,18 +59,18 @@ fn mine(header: &[u8], target: Target, count: usize) -> Vec<u32> {
 
 fn verify(seconds: f64) {
     let vardiff = Vardiff { interval: Duration::from_secs(4), min_work: 1, max_work: 1 << 60 };
-    let source = GateJobs::new();
+    let source = Jobs::gate();
     let mut verified = 0u64;
     let mut busy = Duration::ZERO;
     // Jobs of work 1 (the largest target), so every nonce is a valid share and no mining is needed;
     // verification does the same work as for any target: parse, look up, sha256d, compare, record.
     while busy.as_secs_f64() < seconds {
         let mut work = SessionWork::new("bench".into(), vardiff);
-        let job = work.issue(&source, 1).clone();
+        let job = work.issue(&source, 1).expect("gate mode always has work").clone();
         let nonces: Vec<String> = (0..100_000u32).map(protocol::format_nonce).collect();
         let started = Instant::now();
         for nonce in &nonces {
-            work.verify(&job.id, nonce).expect("every nonce meets the largest target");
+            work.verify(&source, &job.id, nonce).expect("every nonce meets the largest target");
         }
         busy += started.elapsed();
         verified += nonces.len() as u64;

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::work::upstream::{Fallback, PoolConfig, UpstreamConfig};
+
 /// Options of `serve`; every one is optional here and defaulted in [`ServeOptions::resolve`].
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -43,6 +45,18 @@ pub struct ServeOptions {
     /// Share interval vardiff aims at, in milliseconds [default: 4000].
     #[arg(long, env = "MINEPASS_SHARE_INTERVAL_MS")]
     pub share_interval_ms: Option<u64>,
+    /// Upstream pool, `stratum+tcp://user:password@host:port`; repeat in priority order (the broker
+    /// fails over down the list and returns when a better one is back). None: gate mode only.
+    #[arg(long = "pool", env = "MINEPASS_POOLS", value_delimiter = ',')]
+    #[serde(default)]
+    pub pool: Vec<String>,
+    /// While no pool has work: `gate` (unlock work, no coin) or `pause` (no work) [default: gate].
+    #[arg(long, env = "MINEPASS_UPSTREAM_FALLBACK")]
+    pub upstream_fallback: Option<Fallback>,
+    /// Cap on browser sessions per upstream connection, below what its extranonce2 space allows;
+    /// past it another connection is opened [default: the extranonce2 space].
+    #[arg(long, env = "MINEPASS_UPSTREAM_MAX_SESSIONS")]
+    pub upstream_max_sessions: Option<u64>,
 }
 
 /// Resolved settings.
@@ -59,6 +73,8 @@ pub struct ServeConfig {
     pub max_share_work: u64,
     pub max_connections_per_address: u32,
     pub messages_per_second: u32,
+    /// `None`: gate mode only.
+    pub upstream: Option<UpstreamConfig>,
 }
 
 impl ServeOptions {
@@ -69,10 +85,21 @@ impl ServeOptions {
     }
 
     /// Flags and environment win over the file; defaults fill the rest.
-    pub fn resolve(self, file: ServeOptions) -> ServeConfig {
+    pub fn resolve(self, file: ServeOptions) -> Result<ServeConfig> {
+        let pools = if self.pool.is_empty() { &file.pool } else { &self.pool };
+        let upstream = if pools.is_empty() {
+            None
+        } else {
+            let pools = pools.iter().map(|url| PoolConfig::parse(url)).collect::<Result<Vec<_>>>()?;
+            let mut upstream = UpstreamConfig::new(pools);
+            upstream.fallback = self.upstream_fallback.or(file.upstream_fallback).unwrap_or(Fallback::Gate);
+            upstream.max_sessions_per_connection = self.upstream_max_sessions.or(file.upstream_max_sessions);
+            Some(upstream)
+        };
         let listen = self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
-        ServeConfig {
+        Ok(ServeConfig {
             listen,
+            upstream,
             public_url: self.public_url.or(file.public_url),
             data: self.data.or(file.data).unwrap_or_else(|| "data".into()),
             www: self.www.or(file.www).unwrap_or_else(|| "www".into()),
@@ -87,7 +114,7 @@ impl ServeOptions {
                 .or(file.max_connections_per_address)
                 .unwrap_or(32),
             messages_per_second: self.messages_per_second.or(file.messages_per_second).unwrap_or(20).max(1),
-        }
+        })
     }
 }
 
@@ -100,10 +127,28 @@ mod tests {
         let file: ServeOptions =
             toml::from_str("listen = \"127.0.0.1:9000\"\nshare-interval-ms = 2000\n").unwrap();
         let flags = ServeOptions { share_interval_ms: Some(1000), ..Default::default() };
-        let config = flags.resolve(file);
+        let config = flags.resolve(file).unwrap();
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.share_interval, Duration::from_millis(1000));
         assert_eq!(config.data, PathBuf::from("data"));
         assert!(toml::from_str::<ServeOptions>("lisen = \"x\"").is_err(), "typos in the file are errors");
+        assert!(config.upstream.is_none(), "no pool: gate mode");
+    }
+
+    #[test]
+    fn pools_come_in_priority_order_from_flags_or_the_file() {
+        let file: ServeOptions = toml::from_str(
+            "pool = [\"stratum+tcp://a.w:x@127.0.0.1:3333\", \"stratum+tcp://127.0.0.1:3334\"]\nupstream-fallback = \"pause\"\n",
+        )
+        .unwrap();
+        let upstream = ServeOptions::default().resolve(file.clone()).unwrap().upstream.unwrap();
+        assert_eq!(upstream.pools.len(), 2);
+        assert_eq!((upstream.pools[0].user.as_str(), upstream.pools[1].port), ("a.w", 3334));
+        assert_eq!(upstream.fallback, Fallback::Pause);
+        let flags = ServeOptions { pool: vec!["stratum+tcp://b:y@10.0.0.1:1".into()], ..Default::default() };
+        let upstream = flags.resolve(file).unwrap().upstream.unwrap();
+        assert_eq!(upstream.pools.len(), 1, "flags replace the file's list");
+        let bad = ServeOptions { pool: vec!["tcp://x:1".into()], ..Default::default() };
+        assert!(bad.resolve(ServeOptions::default()).is_err());
     }
 }

@@ -18,8 +18,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 
 /// A handle to the ledger database (cheap to clone).
@@ -73,13 +73,51 @@ pub struct ShareRecord {
     /// The target the share was judged against, 32 bytes little-endian.
     pub target: [u8; 32],
     pub work: u128,
+    /// Set when the share is forwarded to the upstream pool.
+    pub pool: Option<PoolSubmission>,
+}
+
+/// What the ledger keeps of a share forwarded upstream (enough to resubmit or audit it).
+#[derive(Debug, Clone)]
+pub struct PoolSubmission {
+    /// The pool's address (no credentials).
+    pub pool: String,
+    pub upstream_job: String,
+    /// Hex, as submitted.
+    pub extranonce2: String,
+    pub ntime: u32,
+    /// The pool's share target, 32 bytes little-endian.
+    pub pool_target: [u8; 32],
+    /// Expected hashes at the pool's target: what this share is worth to the pool.
+    pub pool_work: u128,
+}
+
+/// The pool's answer to a forwarded share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolAnswer {
+    pub share_id: i64,
+    /// `accepted`, `rejected` or `unanswered`.
+    pub outcome: &'static str,
+    pub code: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Pool-forwarded shares and the pool's verdicts, totalled (for status and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolTotals {
+    pub submitted: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub unanswered: u64,
+    /// Pool work of accepted shares, in expected hashes.
+    pub accepted_work: u128,
 }
 
 /// What committing one share changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credit {
-    /// Credited; progress toward the session's content item if it has one.
-    Credited { progress: Option<ContentProgress> },
+    /// Credited (as share row `share_id`); progress toward the session's content item if it has one.
+    Credited { share_id: i64, progress: Option<ContentProgress> },
     /// The ledger already had this (job, nonce): nothing credited.
     Duplicate,
 }
@@ -322,6 +360,31 @@ impl Ledger {
         Ok((rows.len() as u64, total))
     }
 
+    /// Forwarded shares and the pool's answers, totalled; `site_id` narrows it to one site.
+    pub async fn pool_totals(&self, site_id: Option<i64>) -> Result<PoolTotals> {
+        let rows = sqlx::query(
+            "SELECT a.outcome, p.pool_work FROM pool_submissions p JOIN shares s ON s.id = p.share_id
+             LEFT JOIN pool_answers a ON a.share_id = p.share_id WHERE ?1 IS NULL OR s.site_id = ?1",
+        )
+        .bind(site_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = PoolTotals::default();
+        for row in &rows {
+            totals.submitted += 1;
+            match row.get::<Option<String>, _>(0).as_deref() {
+                Some("accepted") => {
+                    totals.accepted += 1;
+                    totals.accepted_work += parse_work(row.get(1))?;
+                }
+                Some("rejected") => totals.rejected += 1,
+                Some(_) => totals.unanswered += 1,
+                None => {}
+            }
+        }
+        Ok(totals)
+    }
+
     /// The site whose secret this is, if any (secrets are compared by their SHA-256).
     pub async fn site_by_secret(&self, secret: &str) -> Result<Option<Site>> {
         let row = sqlx::query("SELECT id, site_key, name, enabled FROM sites WHERE secret_hash = ?")
@@ -381,8 +444,26 @@ impl Ledger {
     /// Set-based, so that a batch costs a handful of statements rather than several per share: one
     /// multi-row insert of the shares (returning those that were new), one upsert per distinct user
     /// and one per distinct (user, content) pair.
-    pub async fn commit_shares(&self, batch: &[ShareRecord]) -> Result<Vec<Credit>> {
+    pub async fn commit_shares(&self, batch: &[ShareRecord], answers: &[PoolAnswer]) -> Result<Vec<Credit>> {
         let mut tx = self.writer.begin().await?;
+        if !answers.is_empty() {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO pool_answers (share_id, outcome, code, reason, answered_at) ",
+            );
+            let now = now_ms();
+            insert.push_values(answers, |mut row, answer| {
+                row.push_bind(answer.share_id)
+                    .push_bind(answer.outcome)
+                    .push_bind(answer.code)
+                    .push_bind(&answer.reason)
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        if batch.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let mut user_ids: HashMap<(i64, &str), i64> = HashMap::new();
         for share in batch {
             let key = (share.site_id, share.user.as_str());
@@ -408,14 +489,39 @@ impl Ledger {
                 .push_bind(share.work.to_string())
                 .push_bind(now);
         });
-        insert.push(" RETURNING job_id, nonce");
-        let mut new_rows: HashSet<(String, i64)> =
-            insert.build().fetch_all(&mut *tx).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        insert.push(" RETURNING job_id, nonce, id");
+        let mut new_rows: HashMap<(String, i64), i64> = insert
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect();
         // A share is new if its row was inserted; a repeat within the batch is a duplicate.
-        let is_new: Vec<bool> = batch
+        let ids: Vec<Option<i64>> = batch
             .iter()
             .map(|share| new_rows.remove(&(share.job_id.clone(), i64::from(share.nonce))))
             .collect();
+        let is_new: Vec<bool> = ids.iter().map(Option::is_some).collect();
+
+        let forwarded: Vec<(i64, &PoolSubmission)> =
+            batch.iter().zip(&ids).filter_map(|(share, id)| Some(((*id)?, share.pool.as_ref()?))).collect();
+        if !forwarded.is_empty() {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO pool_submissions (share_id, pool, upstream_job, extranonce2, ntime, pool_target, pool_work, created_at) ",
+            );
+            insert.push_values(&forwarded, |mut row, (id, pool)| {
+                row.push_bind(*id)
+                    .push_bind(&pool.pool)
+                    .push_bind(&pool.upstream_job)
+                    .push_bind(&pool.extranonce2)
+                    .push_bind(i64::from(pool.ntime))
+                    .push_bind(&pool.pool_target[..])
+                    .push_bind(pool.pool_work.to_string())
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
 
         let mut added: HashMap<(i64, i64), u128> = HashMap::new();
         let mut last_of_pair: HashMap<(i64, i64), usize> = HashMap::new();
@@ -436,9 +542,9 @@ impl Ledger {
             .iter()
             .enumerate()
             .map(|(index, share)| {
-                if !is_new[index] {
+                let Some(share_id) = ids[index] else {
                     return Credit::Duplicate;
-                }
+                };
                 let progress = share.content_id.map(|content_id| {
                     let pair = (user_of(share), content_id);
                     let mut after = progress[&pair].clone();
@@ -446,7 +552,7 @@ impl Ledger {
                     after.newly_unlocked &= last_of_pair[&pair] == index;
                     after
                 });
-                Credit::Credited { progress }
+                Credit::Credited { share_id, progress }
             })
             .collect())
     }
@@ -508,10 +614,13 @@ async fn add_progress(
     Ok(ContentProgress { content_id, done, required, newly_unlocked })
 }
 
-/// One share waiting for its batch.
-struct Pending {
-    share: ShareRecord,
-    ack: oneshot::Sender<Result<Credit, String>>,
+/// One write waiting for its batch: a share (acknowledged after commit) or a pool's answer.
+// Shares are the hot path and answers the rare case: boxing the share would cost an allocation per
+// share to save queue memory only on answers.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    Share { share: ShareRecord, ack: oneshot::Sender<Result<Credit, String>> },
+    Answer(PoolAnswer),
 }
 
 /// Sends shares to the committer task and waits for their durable credit.
@@ -532,9 +641,20 @@ impl Committer {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let shares: Vec<ShareRecord> = batch.iter().map(|p| p.share.clone()).collect();
+                let mut shares = Vec::new();
+                let mut acks = Vec::new();
+                let mut answers = Vec::new();
+                for pending in batch.drain(..) {
+                    match pending {
+                        Pending::Share { share, ack } => {
+                            shares.push(share);
+                            acks.push(ack);
+                        }
+                        Pending::Answer(answer) => answers.push(answer),
+                    }
+                }
                 let started = std::time::Instant::now();
-                let outcome = ledger.commit_shares(&shares).await;
+                let outcome = ledger.commit_shares(&shares, &answers).await;
                 let elapsed = started.elapsed();
                 crate::metrics::commit_latency(elapsed, shares.len());
                 // A durable ack waits for its commit: slow storage shows up here first.
@@ -543,14 +663,18 @@ impl Committer {
                 }
                 match outcome {
                     Ok(credits) => {
-                        for (pending, credit) in batch.drain(..).zip(credits) {
-                            let _ = pending.ack.send(Ok(credit));
+                        for (ack, credit) in acks.into_iter().zip(credits) {
+                            let _ = ack.send(Ok(credit));
                         }
                     }
                     Err(error) => {
-                        tracing::error!("share batch of {} failed to commit: {error:#}", shares.len());
-                        for pending in batch.drain(..) {
-                            let _ = pending.ack.send(Err(error.to_string()));
+                        tracing::error!(
+                            "batch of {} shares and {} pool answers failed to commit: {error:#}",
+                            shares.len(),
+                            answers.len()
+                        );
+                        for ack in acks {
+                            let _ = ack.send(Err(error.to_string()));
                         }
                     }
                 }
@@ -562,7 +686,17 @@ impl Committer {
     /// Queues a share and returns once its batch has committed (or failed: then nothing was credited).
     pub async fn credit(&self, share: ShareRecord) -> Result<Credit> {
         let (ack, done) = oneshot::channel();
-        self.queue.send(Pending { share, ack }).await.map_err(|_| anyhow::anyhow!("committer stopped"))?;
+        self.queue
+            .send(Pending::Share { share, ack })
+            .await
+            .map_err(|_| anyhow::anyhow!("committer stopped"))?;
         done.await.map_err(|_| anyhow::anyhow!("committer stopped"))?.map_err(anyhow::Error::msg)
+    }
+
+    /// Queues a pool's answer; it is written with the next batch.
+    pub async fn record_answer(&self, answer: PoolAnswer) {
+        if self.queue.send(Pending::Answer(answer)).await.is_err() {
+            tracing::error!("committer stopped: a pool answer was not recorded");
+        }
     }
 }

@@ -11,7 +11,8 @@ use minepass_broker::http::StaticDirs;
 use minepass_broker::ledger::Ledger;
 use minepass_broker::session::{Broker, RateLimit};
 use minepass_broker::tokens::Tokens;
-use minepass_broker::work::{GateJobs, Vardiff};
+use minepass_broker::work::upstream::Upstream;
+use minepass_broker::work::{Jobs, Vardiff};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,13 @@ enum Command {
         action: ContentAction,
         #[command(flatten)]
         options: ServeOptions,
+    },
+    /// Print a running broker's upstream state, pool difficulty, pool accept/reject counts and
+    /// effective hash rate (from its `/metrics`).
+    Status {
+        /// The broker's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
     },
     /// Manage the operator's tokens for the admin API (`Authorization: Bearer …`).
     AdminToken {
@@ -122,8 +130,18 @@ async fn main() -> Result<()> {
     };
     match cli.command {
         Command::Serve(options) => serve(options, file).await,
+        Command::Status { url } => {
+            let metrics = reqwest::get(format!("{}/metrics", url.trim_end_matches('/')))
+                .await
+                .and_then(|r| r.error_for_status())
+                .with_context(|| format!("reading {url}/metrics"))?
+                .text()
+                .await?;
+            print!("{}", minepass_broker::metrics::status_report(&metrics));
+            Ok(())
+        }
         Command::Site { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
             match action {
                 SiteAction::Add { name } => {
                     let site = ledger.add_site(&name).await?;
@@ -141,12 +159,12 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Keys { action: KeysAction::Rotate, options } => {
-            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
             println!("new signing key: {}", minepass_broker::tokens::rotate(&ledger).await?);
             Ok(())
         }
         Command::AdminToken { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
             match action {
                 AdminTokenAction::Add { label } => {
                     println!("admin token: {}", ledger.add_admin_token(&label).await?);
@@ -158,7 +176,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Content { action: ContentAction::Add { site, id, title, work }, options } => {
-            let ledger = Ledger::open(&options.resolve(file).data.join("ledger.sqlite")).await?;
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
             ledger.put_content(&site, &id, &title, work).await?;
             println!("content {id} of {site} unlocks at {work} hashes");
             Ok(())
@@ -167,7 +185,7 @@ async fn main() -> Result<()> {
 }
 
 async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
-    let config = options.resolve(file);
+    let config = options.resolve(file)?;
     let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
     ensure_demo_site(&ledger).await?;
     ensure_admin_token(&ledger).await?;
@@ -188,7 +206,19 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .context("the ledger's resume_key setting is not 32 bytes of hex")?;
-    let mut broker = Broker::new(ledger, Arc::new(GateJobs::new()), vardiff, tokens);
+    let jobs = match config.upstream {
+        Some(upstream) => {
+            let pools: Vec<String> = upstream.pools.iter().map(|p| p.display()).collect();
+            println!(
+                "Mining for the pool: {} (fallback while down: {:?})",
+                pools.join(", "),
+                upstream.fallback
+            );
+            Jobs::pool(Upstream::start(upstream))
+        }
+        None => Jobs::gate(),
+    };
+    let mut broker = Broker::new(ledger, jobs, vardiff, tokens);
     broker.set_resume_key(resume_key);
     broker.max_connections_per_address = config.max_connections_per_address;
     broker.rate_limit =

@@ -5,21 +5,24 @@
 use std::sync::Arc;
 
 use minepass::protocol::{
-    self, ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Progress, ServerMessage, Welcome, Work,
+    self, ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Progress, ServerMessage, Welcome, Work, WorkMode,
 };
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::ledger::{Committer, Content, Credit, Ledger, ShareRecord, Site, now_ms};
+use crate::ledger::{
+    Committer, Content, Credit, Ledger, PoolAnswer, PoolSubmission, ShareRecord, Site, now_ms,
+};
 use crate::metrics;
 use crate::tokens::Tokens;
-use crate::work::{JobSource, SessionWork, Vardiff};
+use crate::work::upstream::Answer;
+use crate::work::{IssuedJob, Jobs, SessionWork, Vardiff};
 
 /// State shared by every session.
 pub struct Broker {
     pub ledger: Ledger,
     pub committer: Committer,
-    pub jobs: Arc<dyn JobSource>,
+    pub jobs: Jobs,
     pub vardiff: Vardiff,
     pub tokens: Tokens,
     pub rate_limit: RateLimit,
@@ -31,7 +34,7 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(ledger: Ledger, jobs: Arc<dyn JobSource>, vardiff: Vardiff, tokens: Tokens) -> Broker {
+    pub fn new(ledger: Ledger, jobs: Jobs, vardiff: Vardiff, tokens: Tokens) -> Broker {
         let committer = Committer::spawn(ledger.clone());
         let mut resume_key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut resume_key);
@@ -157,6 +160,10 @@ pub struct Replies {
 impl Replies {
     fn one(message: ServerMessage) -> Replies {
         Replies { messages: vec![message], close: None }
+    }
+
+    fn none() -> Replies {
+        Replies::default()
     }
 
     fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Replies {
@@ -297,19 +304,18 @@ impl Session {
         let connection = hex::encode(rand::random::<[u8; 3]>());
         let mut work = SessionWork::new(format!("{session}.{connection}"), self.broker.vardiff);
         let hashrate = hello.client.hashrate.unwrap_or(u64::from(hello.client.threads) * 1_000_000);
-        let job = work
-            .issue(self.broker.jobs.as_ref(), self.broker.vardiff.work_for(u128::from(hashrate)))
-            .to_message();
+        let job =
+            job_message(work.issue(&self.broker.jobs, self.broker.vardiff.work_for(u128::from(hashrate))));
         let welcome = Welcome {
             v: PROTOCOL_VERSION,
             session: session.clone(),
             resume: self.broker.resume_token(&session),
-            mode: self.broker.jobs.mode(),
+            mode: work.current().map_or(WorkMode::Paused, |j| j.mode),
             share_interval_ms: self.broker.vardiff.interval.as_millis() as u64,
             progress,
         };
         tracing::info!(site = %site.key, user = %hello.user, %session, consent = %consent.id, "session opened");
-        let mut messages = vec![ServerMessage::Welcome(welcome), ServerMessage::Job(job)];
+        let mut messages = vec![ServerMessage::Welcome(welcome), job];
         // Already unlocked (an earlier visit, or a reconnect that missed the unlock): a fresh token.
         if let Some(content) = &content {
             let done = done.iter().find(|(id, _)| *id == content.id).map_or(0, |(_, w)| *w);
@@ -334,10 +340,27 @@ impl Session {
                 false,
             );
         };
-        Replies::one(ServerMessage::Job(open.work.issue(self.broker.jobs.as_ref(), work).to_message()))
+        Replies::one(job_message(open.work.issue(&self.broker.jobs, work)))
+    }
+
+    /// Ticks when work may have changed for every session (a new upstream job, a pool lost or back).
+    pub fn work_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.broker.jobs.changes()
+    }
+
+    /// Work changed: a session whose job is no longer what the source hands out gets a new one at
+    /// once (after a clean job its old jobs are stale), or is told to wait when there is none.
+    pub fn on_work_changed(&mut self) -> Replies {
+        let Some(open) = self.open.as_mut() else { return Replies::none() };
+        if self.broker.jobs.is_fresh(open.work.current()) {
+            return Replies::none();
+        }
+        let work = open.work.current().map_or(self.broker.vardiff.min_work, |j| j.work);
+        Replies::one(job_message(open.work.issue(&self.broker.jobs, work)))
     }
 
     async fn submit(&mut self, job_id: &str, nonce: &str) -> Replies {
+        let received = std::time::Instant::now();
         let Some(open) = self.open.as_mut() else {
             return Replies::error(ErrorCode::HelloRequired, describe(ErrorCode::HelloRequired), false);
         };
@@ -345,7 +368,7 @@ impl Session {
             metrics::share_rejected(code);
             Replies::one(ServerMessage::Rejected { job: job_id.to_owned(), nonce: nonce.to_owned(), code })
         };
-        let share = match open.work.verify(job_id, nonce) {
+        let share = match open.work.verify(&self.broker.jobs, job_id, nonce) {
             Ok(share) => share,
             Err(code) => return rejected(code),
         };
@@ -359,6 +382,14 @@ impl Session {
             header: share.header,
             target: share.target.to_le_bytes(),
             work: share.work,
+            pool: share.forward.as_ref().map(|pool| PoolSubmission {
+                pool: self.broker.jobs.pool_name(pool.job.pool),
+                upstream_job: pool.job.notify.job_id.clone(),
+                extranonce2: hex::encode(&pool.extranonce2),
+                ntime: pool.ntime,
+                pool_target: pool.job.target.to_le_bytes(),
+                pool_work: pool.job.target.expected_hashes(),
+            }),
         };
         let credit = match self.broker.committer.credit(record).await {
             Ok(credit) => credit,
@@ -371,10 +402,27 @@ impl Session {
                 );
             }
         };
-        let Credit::Credited { progress } = credit else {
+        let Credit::Credited { share_id, progress } = credit else {
             return rejected(ErrorCode::Duplicate);
         };
         metrics::share_accepted(share.work);
+        // Durable first, then upstream: a share the pool accepts is always in the ledger.
+        if let (Some(pool), Some(upstream)) = (&share.forward, self.broker.jobs.upstream()) {
+            let answer = upstream.submit(pool, share.nonce, received);
+            let committer = self.broker.committer.clone();
+            let pool_work = pool.job.target.expected_hashes();
+            tokio::spawn(async move {
+                let answer =
+                    answer.await.unwrap_or(Answer::Unanswered { reason: "no answer in time".into() });
+                let (outcome, code, reason) = match answer {
+                    Answer::Accepted => ("accepted", None, None),
+                    Answer::Rejected { code, reason } => ("rejected", Some(code), Some(reason)),
+                    Answer::Unanswered { reason } => ("unanswered", None, Some(reason)),
+                };
+                metrics::pool_answer(code, outcome == "unanswered", pool_work);
+                committer.record_answer(PoolAnswer { share_id, outcome, code, reason }).await;
+            });
+        }
         let mut replies = Replies::one(ServerMessage::Accepted {
             job: job_id.to_owned(),
             nonce: nonce.to_owned(),
@@ -391,10 +439,17 @@ impl Session {
             }
         }
         if let Some(work) = open.work.record(share.work) {
-            let job = open.work.issue(self.broker.jobs.as_ref(), work).to_message();
-            replies.messages.push(ServerMessage::Job(job));
+            replies.messages.push(job_message(open.work.issue(&self.broker.jobs, work)));
         }
         replies
+    }
+}
+
+/// A newly issued job, or `wait` when there is no work.
+fn job_message(job: Option<&IssuedJob>) -> ServerMessage {
+    match job {
+        Some(job) => ServerMessage::Job(job.to_message()),
+        None => ServerMessage::Wait { reason: "upstream_unavailable".into() },
     }
 }
 

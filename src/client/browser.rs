@@ -147,6 +147,7 @@ fn server_message(text: &str) -> Option<ServerMessage> {
         message: f.string("message"),
         fatal: f.boolean("fatal"),
         t: f.integer("t"),
+        reason: f.string("reason"),
     };
     ServerMessage::try_from(frame).ok()
 }
@@ -544,7 +545,7 @@ impl Inner {
         let now = self.now();
         let today = self.today();
         let limit_ms = (self.options.daily_minutes * 60_000.0) as u64;
-        let (holds_lock, connected, battery, budget_left_ms) = {
+        let (holds_lock, connected, battery, budget_left_ms, has_work) = {
             let mut state = self.state.borrow_mut();
             // Capped: a frozen tab or a clock jump is not time spent mining.
             let elapsed = (now - state.last_tick).clamp(0.0, MAX_CHARGE_MS) as u64;
@@ -568,7 +569,7 @@ impl Inner {
                 None => limit_ms,
             };
             let connected = state.controller.as_ref().is_some_and(Controller::is_open);
-            (holds_lock, connected, state.battery, left)
+            (holds_lock, connected, state.battery, left, state.job.is_some())
         };
         let facts = Facts {
             holds_tab_lock: holds_lock,
@@ -577,6 +578,7 @@ impl Inner {
             battery,
             visible: Self::visible(),
             connected,
+            has_work,
         };
         let decision = policy::decide(&self.limits, &facts);
         // The connection is kept through short pauses (hidden tab, battery) but not while another tab
@@ -741,6 +743,11 @@ impl Inner {
                     } else {
                         self.evaluate();
                     }
+                }
+                Command::Wait => {
+                    self.state.borrow_mut().job = None;
+                    self.pause_workers();
+                    self.evaluate();
                 }
                 Command::Emit(event) => self.emit_event(&event),
                 Command::Shutdown => self.shutdown(),

@@ -18,6 +18,8 @@ pub enum Command {
     Mine(protocol::Job),
     /// Tell the page.
     Emit(Event),
+    /// The broker has no work for now: stop the workers until the next `Mine`.
+    Wait,
     /// The broker refused the session for good (a fatal error): close and do not reconnect.
     Shutdown,
 }
@@ -28,6 +30,9 @@ pub enum Command {
 pub enum Event {
     /// The broker opened the session.
     Open { session: String, mode: WorkMode },
+    /// The kind of work changed: `pool` (real mining), `gate` (unlock work only, e.g. while the
+    /// broker's pools are down) or `paused` (no work until a pool is back).
+    Mode { mode: WorkMode },
     /// Credited work toward the content item, with the measured hash rate and an estimate of the
     /// seconds left at that rate (`null` until a rate is measured).
     Progress { content: String, done: Work, required: Work, hashrate: f64, eta_s: Option<f64> },
@@ -66,6 +71,8 @@ pub struct Controller {
     /// Every hash the workers reported.
     hashes: u64,
     open: bool,
+    /// The kind of work of the newest job (or `paused` after `wait`).
+    mode: Option<WorkMode>,
 }
 
 impl Controller {
@@ -78,6 +85,7 @@ impl Controller {
             hashrate: HashRate::default(),
             hashes: 0,
             open: false,
+            mode: None,
         }
     }
 
@@ -118,6 +126,7 @@ impl Controller {
             ServerMessage::Welcome(welcome) => {
                 self.open = true;
                 self.resume = Some(welcome.resume);
+                self.mode = Some(welcome.mode);
                 let mut commands =
                     vec![Command::Emit(Event::Open { session: welcome.session, mode: welcome.mode })];
                 if let Some(mine) = welcome.progress.iter().find(|p| Some(&p.content) == self.content()) {
@@ -127,7 +136,15 @@ impl Controller {
             }
             ServerMessage::Job(job) => {
                 self.jobs = [Some(job.id.clone()), self.jobs[0].take()];
-                vec![Command::Mine(job)]
+                let mut commands = self.mode_changed(job.mode);
+                commands.push(Command::Mine(job));
+                commands
+            }
+            ServerMessage::Wait { .. } => {
+                self.jobs = [None, None];
+                let mut commands = vec![Command::Wait];
+                commands.extend(self.mode_changed(WorkMode::Paused));
+                commands
             }
             ServerMessage::Accepted { work, .. } => vec![Command::Emit(Event::Share { work })],
             ServerMessage::Rejected { code, .. } => vec![Command::Emit(Event::Rejected { code })],
@@ -194,6 +211,14 @@ impl Controller {
     fn progress_event(&mut self, done: u128, required: u128) -> Command {
         self.progress = Some((done, required));
         Command::Emit(self.progress().expect("progress and content are set"))
+    }
+
+    /// A `mode` event when the kind of work differs from the last one the page was told of.
+    fn mode_changed(&mut self, mode: WorkMode) -> Vec<Command> {
+        if self.mode.replace(mode) == Some(mode) {
+            return Vec::new();
+        }
+        vec![Command::Emit(Event::Mode { mode })]
     }
 
     fn content(&self) -> Option<&String> {
@@ -270,7 +295,36 @@ mod tests {
     }
 
     fn job(id: &str) -> protocol::Job {
-        protocol::Job { id: id.into(), header: "00".repeat(80), target: "ff".repeat(32), work: Work(1) }
+        protocol::Job {
+            id: id.into(),
+            header: "00".repeat(80),
+            target: "ff".repeat(32),
+            work: Work(1),
+            mode: WorkMode::Gate,
+        }
+    }
+
+    #[test]
+    fn wait_stops_the_workers_and_mode_changes_are_told_once() {
+        let mut c = controller(None);
+        c.on_connected();
+        c.on_message(welcome("t", 0));
+        // Same mode as the welcome: no event, just work.
+        assert_eq!(c.on_message(ServerMessage::Job(job("g1"))), vec![Command::Mine(job("g1"))]);
+        let pool = protocol::Job { mode: WorkMode::Pool, ..job("p1") };
+        assert_eq!(
+            c.on_message(ServerMessage::Job(pool.clone())),
+            vec![Command::Emit(Event::Mode { mode: WorkMode::Pool }), Command::Mine(pool)]
+        );
+        let waiting = c.on_message(ServerMessage::Wait { reason: "upstream_unavailable".into() });
+        assert_eq!(waiting, vec![Command::Wait, Command::Emit(Event::Mode { mode: WorkMode::Paused })]);
+        assert!(c.on_found("p1", 7).is_empty(), "jobs before a wait take no more shares");
+        assert!(c.on_exhausted("p1").is_empty());
+        let back = protocol::Job { mode: WorkMode::Pool, ..job("p2") };
+        assert_eq!(
+            c.on_message(ServerMessage::Job(back.clone()))[0],
+            Command::Emit(Event::Mode { mode: WorkMode::Pool })
+        );
     }
 
     /// The messages sent, as the JSON the broker receives.

@@ -21,6 +21,8 @@ pub enum PauseReason {
     Hidden,
     /// No connection to the broker (reconnecting).
     Offline,
+    /// The broker has no work right now (its pools are unavailable); it sends a job when it has.
+    NoWork,
 }
 
 /// The limits the visitor and publisher set (`MinePass.init` options).
@@ -61,6 +63,8 @@ pub struct Facts {
     pub visible: bool,
     /// The broker session is open.
     pub connected: bool,
+    /// The broker has given a job that is still current (not followed by `wait`).
+    pub has_work: bool,
 }
 
 /// `Ok(())` to mine, or the first reason to pause. Reasons are checked from the most lasting to the
@@ -89,6 +93,9 @@ pub fn decide(limits: &Limits, facts: &Facts) -> Result<(), PauseReason> {
     if !facts.connected {
         return Err(PauseReason::Offline);
     }
+    if !facts.has_work {
+        return Err(PauseReason::NoWork);
+    }
     Ok(())
 }
 
@@ -111,6 +118,7 @@ mod tests {
             battery: None,
             visible: true,
             connected: true,
+            has_work: true,
         }
     }
 
@@ -133,6 +141,7 @@ mod tests {
             (Facts { battery: on_battery(0.1), ..mining() }, PauseReason::LowBattery),
             (Facts { visible: false, ..mining() }, PauseReason::Hidden),
             (Facts { connected: false, ..mining() }, PauseReason::Offline),
+            (Facts { has_work: false, ..mining() }, PauseReason::NoWork),
         ];
         for (facts, reason) in cases {
             assert_eq!(decide(&limits, &facts), Err(reason), "{facts:?}");
@@ -156,6 +165,7 @@ mod tests {
             battery: Some(Battery { charging: false, level: 0.0 }),
             visible: false,
             connected: false,
+            has_work: false,
         };
         let limits = Limits::default();
         assert_eq!(decide(&limits, &everything_wrong), Err(PauseReason::OtherTab));
@@ -165,6 +175,8 @@ mod tests {
         assert_eq!(decide(&limits, &facts), Err(PauseReason::LowBattery));
         let facts = Facts { battery: None, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Hidden));
+        let facts = Facts { visible: true, ..facts };
+        assert_eq!(decide(&limits, &facts), Err(PauseReason::Offline), "offline before no work");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::setup::{self, cargo, exec};
 /// Everything a visitor's browser downloads once mining runs (the simd kernel: the larger build).
 const SDK_FILES: &[&str] = &[
     "pkg/minepass.js",
-    "www/worker.js",
+    "pkg/worker.js",
     "pkg/minepass_client.js",
     "pkg/minepass_client_bg.wasm",
     "pkg/minepass_simd.js",

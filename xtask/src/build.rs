@@ -130,23 +130,27 @@ pub fn run() -> Result<Vec<PathBuf>> {
         shipped.push(PathBuf::from(format!("pkg/{out_name}.js")));
         shipped.push(bg);
     }
-    shipped.push(minify_loader(wasm_opt.is_some())?);
+    shipped.push(minify("minepass.js", wasm_opt.is_some())?);
+    shipped.push(minify("worker.js", wasm_opt.is_some())?);
     print_sizes(&shipped)?;
     Ok(shipped)
 }
 
-/// `pkg/minepass.js`, the loader the broker serves at `/minepass.js`: `www/minepass.js` minified with
-/// terser (from npm, like wasm-opt), or copied as it is when npm is unavailable.
-fn minify_loader(npm_tools: bool) -> Result<PathBuf> {
-    let out = PathBuf::from("pkg/minepass.js");
+/// `pkg/<name>`: `www/<name>` minified with terser (from npm, like wasm-opt), or copied as it is when
+/// npm is unavailable. The broker serves the loader and the worker from there at `/minepass.js` and
+/// `/worker.js`; their readable sources stay in `www/`.
+fn minify(name: &str, npm_tools: bool) -> Result<PathBuf> {
+    let source = PathBuf::from("www").join(name);
+    let out = PathBuf::from("pkg").join(name);
     if npm_tools {
         exec(
             std::process::Command::new("node_modules/.bin/terser")
-                .args(["www/minepass.js", "--compress", "--mangle", "--ecma", "2020", "-o"])
+                .arg(&source)
+                .args(["--compress", "--mangle", "--ecma", "2020", "-o"])
                 .arg(&out),
         )?;
     } else {
-        std::fs::copy("www/minepass.js", &out)?;
+        std::fs::copy(&source, &out)?;
     }
     Ok(out)
 }

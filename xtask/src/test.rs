@@ -3,7 +3,8 @@
 //!
 //! 1. tidy, `cargo fmt --check`, clippy (native, wasm32+simd128, and the wasm32 SDK client) with
 //!    `-D warnings`;
-//! 2. native tests of the whole workspace;
+//! 2. native tests of the whole workspace (the broker's upstream tests against a real Stratum pool
+//!    from npm, run by node);
 //! 3. the wasm builds (they must link and bind);
 //! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
 //!    build, each asserting it really runs the kernel it was built for;
@@ -35,6 +36,8 @@ pub fn run() -> Result<()> {
             .args(["--features", CLIENT.cargo_features, "--target-dir", CLIENT.target_dir])
             .args(["--", "-D", "warnings"]),
     )?;
+    // The upstream tests run a real Stratum pool from npm (stratum-pool-sha256) under node.
+    setup::ensure_npm_packages()?;
     let mut tally = Tally::default();
     tally.exec(cargo().args(["test", "--workspace"]))?;
 
@@ -53,7 +56,6 @@ pub fn run() -> Result<()> {
                 .env("MINEPASS_EXPECT_KERNEL", kernel),
         )?;
     }
-    setup::ensure_npm_packages()?;
     exec(cargo().args(["build", "--package", "minepass-broker", "--bin", "minepass-broker"]))?;
     tally.exec(
         Command::new("node")

@@ -22,7 +22,7 @@ use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 use crate::metrics;
 use minepass::protocol::{ErrorCode, ServerMessage};
 
-use crate::session::{Broker, CLOSE_TOO_MANY_CONNECTIONS, Session};
+use crate::session::{Broker, CLOSE_TOO_MANY_CONNECTIONS, Replies, Session};
 
 /// Where the static files are.
 #[derive(Debug, Clone)]
@@ -36,11 +36,14 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(|| async { metrics::render() }))
+        .route("/metrics", get(render_metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(api::routes())
         // The SDK loader as built (minified into pkg/); its readable source is www/minepass.js.
         .route_service("/minepass.js", static_file(&dirs.pkg.join("minepass.js")))
+        // The worker as built (minified); its source is www/worker.js. Served at the root so its
+        // `./pkg/…` imports resolve the same either way.
+        .route_service("/worker.js", static_file(&dirs.pkg.join("worker.js")))
         .route_service("/demo/strict.html", strict_csp(ServeFile::new(dirs.www.join("demo/index.html"))))
         .nest_service("/pkg", static_files(&dirs.pkg))
         .fallback_service(static_files(&dirs.www))
@@ -104,22 +107,26 @@ async fn refuse(mut socket: WebSocket) {
 async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
     metrics::connection_opened();
     let mut session = Session::new(broker);
-    while let Some(Ok(message)) = socket.recv().await {
-        let replies = match message {
-            Message::Text(text) => session.on_text(text.as_str()).await,
-            Message::Binary(_) => session.on_binary(),
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => continue,
-        };
-        let mut failed = false;
-        for reply in &replies.messages {
-            let json = serde_json::to_string(reply).expect("server messages always serialise");
-            if socket.send(Message::Text(json.into())).await.is_err() {
-                failed = true;
-                break;
+    // `None` once the source is gone (shutdown): nothing more will change.
+    let mut work_changes = Some(session.work_changes());
+    loop {
+        let replies = tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => session.on_binary(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            // New upstream work is pushed to the session at once (a clean job makes the old stale).
+            changed = next_change(&mut work_changes) => {
+                if changed.is_err() {
+                    work_changes = None;
+                    continue;
+                }
+                session.on_work_changed()
             }
-        }
-        if failed {
+        };
+        if send_replies(&mut socket, &replies).await.is_err() {
             break;
         }
         if let Some(code) = replies.close {
@@ -128,6 +135,31 @@ async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
         }
     }
     metrics::connection_closed();
+}
+
+async fn next_change(
+    changes: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match changes {
+        Some(changes) => changes.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_replies(socket: &mut WebSocket, replies: &Replies) -> Result<(), axum::Error> {
+    for reply in &replies.messages {
+        let json = serde_json::to_string(reply).expect("server messages always serialise");
+        socket.send(Message::Text(json.into())).await?;
+    }
+    Ok(())
+}
+
+async fn render_metrics(State(broker): State<Arc<Broker>>) -> String {
+    let mut text = metrics::render();
+    if let Some(upstream) = broker.jobs.upstream() {
+        text.push_str(&upstream.render_metrics());
+    }
+    text
 }
 
 async fn jwks(State(broker): State<Arc<Broker>>) -> Response {

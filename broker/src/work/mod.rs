@@ -1,10 +1,16 @@
 //! The work layer: where jobs come from, how each session's share target follows its hash rate
 //! (vardiff), and how every share is verified.
 //!
-//! [`JobSource`] is the seam the Stratum upstream plugs into: the session layer asks it for header
-//! templates and never knows whether they are synthetic (gate mode) or real block templates.
+//! [`Jobs`] is what the session layer asks for work: gate-mode headers ([`GateJobs`]) or real block
+//! templates from the Stratum [`upstream`], with the configured fallback while no pool has work. The
+//! session never knows how a header was made; it gets a mode and, for pool work, what the share
+//! needs to be forwarded.
+
+pub mod stratum;
+pub mod upstream;
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minepass::baseline::sha256d;
@@ -12,15 +18,9 @@ use minepass::protocol::{self, ErrorCode, WorkMode};
 use minepass::target::Target;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
-/// A source of 80-byte header templates, one distinct template per request, so that no two sessions
-/// ever search the same header.
-pub trait JobSource: Send + Sync + 'static {
-    /// The kind of work this source hands out.
-    fn mode(&self) -> WorkMode;
-    /// A fresh header template (nonce bytes zero) for a session.
-    fn template(&self, session: &str) -> [u8; 80];
-}
+use upstream::{Fallback, Lease, PoolWork, Upstream};
 
 /// Gate mode: synthetic headers from a per-broker secret, a session id and a counter. Proof of work for
 /// unlocks only; no coin is mined.
@@ -35,20 +35,9 @@ impl GateJobs {
         rand::thread_rng().fill_bytes(&mut secret);
         GateJobs { secret, counter: Default::default() }
     }
-}
 
-impl Default for GateJobs {
-    fn default() -> Self {
-        GateJobs::new()
-    }
-}
-
-impl JobSource for GateJobs {
-    fn mode(&self) -> WorkMode {
-        WorkMode::Gate
-    }
-
-    fn template(&self, session: &str) -> [u8; 80] {
+    /// A fresh header template (nonce bytes zero), distinct for every call.
+    pub fn template(&self, session: &str) -> [u8; 80] {
         let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut header = [0u8; 80];
         header[..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
@@ -64,6 +53,101 @@ impl JobSource for GateJobs {
         header[68..72].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
         header[72..76].copy_from_slice(&0x1d00_ffffu32.to_le_bytes());
         header
+    }
+}
+
+impl Default for GateJobs {
+    fn default() -> Self {
+        GateJobs::new()
+    }
+}
+
+/// Where sessions get headers.
+pub struct Jobs {
+    gate: GateJobs,
+    upstream: Option<(Arc<Upstream>, Fallback)>,
+    /// Never changes in gate mode; kept so every session can wait on one channel either way.
+    idle: watch::Sender<u64>,
+}
+
+/// A header for a session, with its origin.
+pub struct Template {
+    pub header: [u8; 80],
+    pub mode: WorkMode,
+    /// For pool work: what forwarding a share needs.
+    pub pool: Option<PoolWork>,
+}
+
+impl Jobs {
+    /// Gate mode only.
+    pub fn gate() -> Jobs {
+        Jobs { gate: GateJobs::new(), upstream: None, idle: watch::channel(0).0 }
+    }
+
+    /// Pool work from `upstream`, and its configured fallback while it has none.
+    pub fn pool(upstream: Arc<Upstream>) -> Jobs {
+        let fallback = upstream.config().fallback;
+        Jobs { gate: GateJobs::new(), upstream: Some((upstream, fallback)), idle: watch::channel(0).0 }
+    }
+
+    /// The address of upstream pool `index`, for the ledger.
+    pub fn pool_name(&self, index: usize) -> String {
+        self.upstream().and_then(|u| u.config().pools.get(index)).map_or_else(String::new, |p| p.display())
+    }
+
+    pub fn upstream(&self) -> Option<&Arc<Upstream>> {
+        self.upstream.as_ref().map(|(u, _)| u)
+    }
+
+    /// The mode a new session would get now.
+    pub fn mode(&self) -> WorkMode {
+        match &self.upstream {
+            Some((upstream, _)) if upstream.has_work() => WorkMode::Pool,
+            Some((_, Fallback::Pause)) => WorkMode::Paused,
+            _ => WorkMode::Gate,
+        }
+    }
+
+    /// Ticks whenever sessions may need new work (a new upstream job, a pool down or back).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        match &self.upstream {
+            Some((upstream, _)) => upstream.changes(),
+            None => self.idle.subscribe(),
+        }
+    }
+
+    /// A header for `session`; `None` when there is no work (pools down, fallback `pause`).
+    pub fn template(&self, session: &str, lease: &mut Option<Lease>) -> Option<Template> {
+        if let Some((upstream, fallback)) = &self.upstream {
+            if let Some((pool, header)) = upstream.work(lease) {
+                return Some(Template { header, mode: WorkMode::Pool, pool: Some(pool) });
+            }
+            *lease = None;
+            if *fallback == Fallback::Pause {
+                return None;
+            }
+        }
+        Some(Template { header: self.gate.template(session), mode: WorkMode::Gate, pool: None })
+    }
+
+    /// Whether a job's header is still worth mining (gate work always is; pool work until its
+    /// connection closes or a clean job replaces it).
+    fn is_live(&self, job: &IssuedJob) -> bool {
+        match (&job.pool, &self.upstream) {
+            (Some(pool), Some((upstream, _))) => upstream.is_live(&pool.job),
+            _ => true,
+        }
+    }
+
+    /// Whether `job` (a session's newest) is what the source would hand out now; if not, the session
+    /// should get new work.
+    pub fn is_fresh(&self, job: Option<&IssuedJob>) -> bool {
+        let Some(job) = job else { return self.mode() == WorkMode::Paused };
+        match (&job.pool, &self.upstream) {
+            (Some(pool), Some((upstream, _))) => upstream.is_newest(&pool.job),
+            (None, Some((upstream, _))) => !upstream.has_work(),
+            (_, None) => true,
+        }
     }
 }
 
@@ -94,6 +178,8 @@ pub struct IssuedJob {
     pub header: [u8; 80],
     pub target: Target,
     pub work: u128,
+    pub mode: WorkMode,
+    pub pool: Option<PoolWork>,
 }
 
 impl IssuedJob {
@@ -103,6 +189,7 @@ impl IssuedJob {
             header: hex::encode(self.header),
             target: hex::encode(self.target.to_le_bytes()),
             work: protocol::Work(self.work),
+            mode: self.mode,
         }
     }
 }
@@ -115,6 +202,8 @@ pub struct VerifiedShare {
     pub header: [u8; 80],
     pub target: Target,
     pub work: u128,
+    /// Pool work whose hash also meets the pool's target: to be submitted upstream.
+    pub forward: Option<PoolWork>,
 }
 
 /// How many recent jobs still accept shares: the current one and the one it replaced, so shares in
@@ -130,6 +219,8 @@ pub struct SessionWork {
     /// Ids of jobs that no longer accept shares (bounded: the oldest are forgotten).
     retired: VecDeque<String>,
     seen: HashSet<(String, u32)>,
+    /// The session's slot of an upstream connection's extranonce space (pool work only).
+    lease: Option<Lease>,
     window_start: Instant,
     window_work: u128,
     window_shares: u32,
@@ -144,6 +235,7 @@ impl SessionWork {
             live: VecDeque::new(),
             retired: VecDeque::new(),
             seen: HashSet::new(),
+            lease: None,
             window_start: Instant::now(),
             window_work: 0,
             window_shares: 0,
@@ -160,30 +252,54 @@ impl SessionWork {
         self.live.back()
     }
 
-    /// Issues a new job at `work` per share from `source`; the oldest live job retires.
-    pub fn issue(&mut self, source: &dyn JobSource, work: u128) -> &IssuedJob {
+    fn retire(&mut self, job: IssuedJob) {
+        self.seen.retain(|(id, _)| id != &job.id);
+        self.retired.push_back(job.id);
+        if self.retired.len() > 64 {
+            self.retired.pop_front();
+        }
+    }
+
+    /// Retires every live job that is no longer worth mining (its upstream job was replaced by a
+    /// clean one, or its connection closed), so their shares are refused as stale.
+    fn retire_dead(&mut self, jobs: &Jobs) {
+        let (keep, dead): (Vec<IssuedJob>, Vec<IssuedJob>) =
+            std::mem::take(&mut self.live).into_iter().partition(|job| jobs.is_live(job));
+        self.live = keep.into();
+        for job in dead {
+            self.retire(job);
+        }
+    }
+
+    /// Issues a new job at `work` per share from `jobs`; the oldest live job retires. `None` when
+    /// there is no work (every live job is then retired: the client is told to wait).
+    pub fn issue(&mut self, jobs: &Jobs, work: u128) -> Option<&IssuedJob> {
+        let Some(template) = jobs.template(&self.session, &mut self.lease) else {
+            for job in std::mem::take(&mut self.live) {
+                self.retire(job);
+            }
+            return None;
+        };
         self.counter += 1;
-        let job = IssuedJob {
+        self.live.push_back(IssuedJob {
             id: format!("{}.{}", self.session, self.counter),
-            header: source.template(&self.session),
+            header: template.header,
             target: Target::from_expected_hashes(work),
             work,
-        };
-        self.live.push_back(job);
+            mode: template.mode,
+            pool: template.pool,
+        });
+        self.retire_dead(jobs);
         while self.live.len() > LIVE_JOBS {
             let old = self.live.pop_front().expect("non-empty");
-            self.seen.retain(|(id, _)| id != &old.id);
-            self.retired.push_back(old.id);
-            if self.retired.len() > 64 {
-                self.retired.pop_front();
-            }
+            self.retire(old);
         }
-        self.live.back().expect("just pushed")
+        self.live.back()
     }
 
     /// Checks a submitted share: the job is live, the nonce is new for it, and sha256d of the header
     /// with that nonce is at or below the job's target. Nothing changes when it fails.
-    pub fn verify(&mut self, job_id: &str, nonce_hex: &str) -> Result<VerifiedShare, ErrorCode> {
+    pub fn verify(&mut self, jobs: &Jobs, job_id: &str, nonce_hex: &str) -> Result<VerifiedShare, ErrorCode> {
         let nonce = protocol::parse_nonce(nonce_hex)?;
         let Some(job) = self.live.iter().find(|j| j.id == job_id) else {
             return Err(if self.retired.iter().any(|id| id == job_id) {
@@ -192,16 +308,27 @@ impl SessionWork {
                 ErrorCode::UnknownJob
             });
         };
+        if !jobs.is_live(job) {
+            return Err(ErrorCode::StaleJob);
+        }
         if self.seen.contains(&(job.id.clone(), nonce)) {
             return Err(ErrorCode::Duplicate);
         }
         let mut header = job.header;
         header[76..].copy_from_slice(&nonce.to_le_bytes());
-        if !job.target.is_met_by(&sha256d(&header)) {
+        let hash = sha256d(&header);
+        if !job.target.is_met_by(&hash) {
             return Err(ErrorCode::AboveTarget);
         }
-        let share =
-            VerifiedShare { job_id: job.id.clone(), nonce, header, target: job.target, work: job.work };
+        let forward = job.pool.as_ref().filter(|pool| pool.job.target.is_met_by(&hash)).cloned();
+        let share = VerifiedShare {
+            job_id: job.id.clone(),
+            nonce,
+            header,
+            target: job.target,
+            work: job.work,
+            forward,
+        };
         self.seen.insert((share.job_id.clone(), nonce));
         Ok(share)
     }
@@ -266,13 +393,14 @@ mod tests {
 
     #[test]
     fn a_share_verifies_once_and_every_failure_has_its_code() {
-        let source = GateJobs::new();
+        let source = Jobs::gate();
         let mut work = SessionWork::new("s".into(), vardiff());
-        let job = work.issue(&source, 1 << 12).clone();
+        let job = work.issue(&source, 1 << 12).unwrap().clone();
+        assert_eq!(job.mode, WorkMode::Gate);
         let nonce = find_share(&job);
         let hex = protocol::format_nonce(nonce);
-        assert_eq!(work.verify(&job.id, "xyz").unwrap_err(), ErrorCode::BadNonce);
-        assert_eq!(work.verify("s.99", &hex).unwrap_err(), ErrorCode::UnknownJob);
+        assert_eq!(work.verify(&source, &job.id, "xyz").unwrap_err(), ErrorCode::BadNonce);
+        assert_eq!(work.verify(&source, "s.99", &hex).unwrap_err(), ErrorCode::UnknownJob);
         // A nonce whose hash is above the target (the neighbour of a share, almost surely).
         let above = (0..).map(|i| nonce.wrapping_add(i + 1)).find(|&n| {
             let mut h = job.header;
@@ -280,17 +408,17 @@ mod tests {
             !job.target.is_met_by(&sha256d(&h))
         });
         assert_eq!(
-            work.verify(&job.id, &protocol::format_nonce(above.unwrap())).unwrap_err(),
+            work.verify(&source, &job.id, &protocol::format_nonce(above.unwrap())).unwrap_err(),
             ErrorCode::AboveTarget
         );
-        let share = work.verify(&job.id, &hex).unwrap();
+        let share = work.verify(&source, &job.id, &hex).unwrap();
         assert_eq!(share.work, 1 << 12);
         assert!(job.target.is_met_by(&sha256d(&share.header)));
-        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
+        assert_eq!(work.verify(&source, &job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
         // Two newer jobs retire this one: its shares are now stale.
         work.issue(&source, 1 << 12);
-        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
+        assert_eq!(work.verify(&source, &job.id, &hex).unwrap_err(), ErrorCode::Duplicate);
         work.issue(&source, 1 << 12);
-        assert_eq!(work.verify(&job.id, &hex).unwrap_err(), ErrorCode::StaleJob);
+        assert_eq!(work.verify(&source, &job.id, &hex).unwrap_err(), ErrorCode::StaleJob);
     }
 }

@@ -1,0 +1,186 @@
+//! What the broker's integration tests share: a broker on a loopback port with its own ledger, real
+//! WebSocket clients, and native mining with the `minepass` kernel.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use minepass::kernel::Job;
+use minepass::protocol::{self, ServerMessage};
+use minepass::target::Target;
+use minepass_broker::http::StaticDirs;
+use minepass_broker::ledger::Ledger;
+use minepass_broker::session::Broker;
+use minepass_broker::tokens::Tokens;
+use minepass_broker::work::{Jobs, Vardiff};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A broker on 127.0.0.1:0 with its own ledger directory, and a demo site with one content item.
+pub struct TestBroker {
+    pub address: SocketAddr,
+    pub ledger: Ledger,
+    pub site_key: String,
+    pub site_secret: String,
+    _data: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub const CONTENT_WORK: u128 = 1 << 16;
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        TestBroker::start_with(|_| {}).await
+    }
+
+    /// Starts a broker after `configure` has adjusted its limits.
+    pub async fn start_with(configure: impl FnOnce(&mut Broker)) -> TestBroker {
+        // Tiny shares (2^12 hashes) so a test client finds one in about a millisecond.
+        let vardiff = Vardiff { interval: Duration::from_millis(50), min_work: 1 << 12, max_work: 1 << 12 };
+        TestBroker::start_with_jobs(Jobs::gate(), vardiff, configure).await
+    }
+
+    /// Starts a broker with `jobs` as its work source.
+    pub async fn start_with_jobs(
+        jobs: Jobs,
+        vardiff: Vardiff,
+        configure: impl FnOnce(&mut Broker),
+    ) -> TestBroker {
+        let data = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
+        let site = ledger.add_site("Test site").await.unwrap();
+        ledger.put_content(&site.key, "article", "Article", CONTENT_WORK).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let tokens = Tokens::load(&ledger, format!("http://{address}")).await.unwrap();
+        let mut broker = Broker::new(ledger.clone(), jobs, vardiff, tokens);
+        configure(&mut broker);
+        let broker = Arc::new(broker);
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let dirs = StaticDirs { www: "www".into(), pkg: "pkg".into() };
+        tokio::spawn(async move {
+            minepass_broker::run(listener, broker, &dirs, async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestBroker {
+            address,
+            ledger,
+            site_key: site.key,
+            site_secret: site.secret,
+            _data: data,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    /// `POST /api/v1/tokens/verify` as a publisher would: (HTTP status, JSON body).
+    pub async fn verify_token(&self, secret: &str, token: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/tokens/verify", self.address))
+            .bearer_auth(secret)
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// An admin API request: (HTTP status, JSON body).
+    pub async fn admin(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = reqwest::Client::new()
+            .request(method, format!("http://{}/api/v1/admin{path}", self.address))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn connect(&self) -> Socket {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await.unwrap();
+        socket
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn hello(site: &str, user: &str, content: Option<&str>) -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut hello = json!({
+        "type": "hello", "v": 1, "site": site, "user": user,
+        "consent": {"id": "consent-1", "given_at": now - 1000, "expires_at": now + 86_400_000},
+        "client": {"threads": 2, "simd": false, "hashrate": 1000},
+    });
+    if let Some(content) = content {
+        hello["content"] = json!(content);
+    }
+    hello
+}
+
+pub async fn send(socket: &mut Socket, value: &Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+pub async fn recv(socket: &mut Socket) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("broker answers")
+            .unwrap()
+            .unwrap();
+        match frame {
+            Message::Text(text) => {
+                return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Mines a job natively from nonce position `from`, one position at a time so that no share is
+/// skipped; returns the first nonce that meets the job's target and the position after it.
+pub fn mine_from(job: &protocol::Job, from: u32) -> (u32, u32) {
+    let header = hex::decode(&job.header).unwrap();
+    let target = Target::from_le_bytes(&hex::decode(&job.target).unwrap()).unwrap();
+    let kernel = Job::new(&header, target).unwrap();
+    let mut hits = Vec::new();
+    let mut position = from;
+    while hits.is_empty() {
+        kernel.scan(position, 1, &mut hits).unwrap();
+        position += 1;
+    }
+    (hits[0], position)
+}
+
+pub fn mine(job: &protocol::Job) -> u32 {
+    mine_from(job, 0).0
+}
+
+pub async fn open_session(broker: &TestBroker, user: &str) -> (Socket, protocol::Job) {
+    let mut socket = broker.connect().await;
+    send(&mut socket, &hello(&broker.site_key, user, Some("article"))).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
+    assert_eq!(welcome.v, protocol::PROTOCOL_VERSION);
+    assert_eq!(welcome.progress.len(), 1);
+    let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
+    (socket, job)
+}

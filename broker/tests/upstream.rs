@@ -1,0 +1,398 @@
+//! The broker as a Stratum v1 proxy, against a real third-party pool server: the npm package
+//! `stratum-pool-sha256`, run by `tests/pool/pool.cjs` on a loopback port with a stand-in for the
+//! node RPC it needs (`cargo xtask test` installs it; `npm ci` does too). WebSocket clients mine
+//! natively with the `minepass` kernel; the pool verifies every share it is sent on its own.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use minepass::protocol::{self, ErrorCode, ServerMessage, WorkMode};
+use minepass_broker::work::upstream::{Fallback, PoolConfig, Upstream, UpstreamConfig};
+use minepass_broker::work::{Jobs, Vardiff};
+use serde_json::{Value, json};
+
+/// 2^-20: a pool share is worth about 2^12 hashes.
+const POOL_DIFFICULTY: &str = "0.00000095367431640625";
+/// Session shares of 2^13 hashes: every one also meets the pool's target, so every one is forwarded.
+const SHARE_WORK: u128 = 1 << 13;
+
+/// A running pool process and the events it prints.
+struct Pool {
+    port: u16,
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::Receiver<Value>,
+    /// Events already read by `wait_for`, kept for counting.
+    seen: Vec<Value>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Pool {
+    fn start(port: u16, extra: &[&str]) -> Pool {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        assert!(
+            std::path::Path::new(root).join("node_modules/stratum-pool-sha256").exists(),
+            "the test pool is not installed: run `npm ci` at the repository root (cargo xtask test does)"
+        );
+        let mut child = Command::new("node")
+            .current_dir(root)
+            .args(["tests/pool/pool.cjs", "--port", &port.to_string(), "--diff", POOL_DIFFICULTY])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(json) = line.strip_prefix("@pool ") {
+                    let _ = tx.send(serde_json::from_str::<Value>(json).unwrap());
+                }
+            }
+        });
+        let mut pool = Pool { port, child, stdin, events, seen: Vec::new() };
+        pool.wait_for(|e| e["event"] == "started", "the pool to start");
+        pool
+    }
+
+    /// Waits (up to 20 s) for an event matching `matches`, keeping every event read.
+    fn wait_for(&mut self, matches: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        if let Some(event) = self.seen.iter().find(|e| matches(e)) {
+            return event.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event =
+                self.events.recv_timeout(left).unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+            self.seen.push(event.clone());
+            if matches(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Every share event once there are at least `count` (waiting up to 20 s), and any that follow
+    /// within 300 ms (so extra shares are seen too).
+    fn shares(&mut self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let shares = |seen: &[Value]| seen.iter().filter(|e| e["event"] == "share").count();
+        while shares(&self.seen) < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event =
+                self.events.recv_timeout(left).unwrap_or_else(|_| panic!("fewer than {count} shares"));
+            self.seen.push(event);
+        }
+        while let Ok(event) = self.events.recv_timeout(Duration::from_millis(300)) {
+            self.seen.push(event);
+        }
+        self.seen.iter().filter(|e| e["event"] == "share").cloned().collect()
+    }
+
+    fn new_block(&mut self) {
+        writeln!(self.stdin, "newblock").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn url(&self, user: &str) -> PoolConfig {
+        PoolConfig::parse(&format!("stratum+tcp://{user}:x@127.0.0.1:{}", self.port)).unwrap()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn upstream_config(pools: Vec<PoolConfig>, fallback: Fallback) -> UpstreamConfig {
+    let mut config = UpstreamConfig::new(pools);
+    config.fallback = fallback;
+    config.backoff_min = Duration::from_millis(50);
+    config.backoff_max = Duration::from_millis(500);
+    config.failback_interval = Duration::from_secs(1);
+    config
+}
+
+async fn start_broker(config: UpstreamConfig) -> (TestBroker, Arc<Upstream>) {
+    let upstream = Upstream::start(config);
+    let vardiff = Vardiff { interval: Duration::from_secs(60), min_work: SHARE_WORK, max_work: SHARE_WORK };
+    let broker = TestBroker::start_with_jobs(Jobs::pool(Arc::clone(&upstream)), vardiff, |_| {}).await;
+    (broker, upstream)
+}
+
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Mines one share of `job` from `position`, submits it and expects `accepted`; returns the next
+/// position.
+async fn submit_share(socket: &mut Socket, job: &protocol::Job, position: u32) -> u32 {
+    let (nonce, next) = mine_from(job, position);
+    let nonce = protocol::format_nonce(nonce);
+    send(socket, &json!({"type": "submit", "job": job.id, "nonce": nonce})).await;
+    loop {
+        match recv(socket).await {
+            ServerMessage::Accepted { nonce: echoed, .. } => {
+                assert_eq!(echoed, nonce);
+                return next;
+            }
+            ServerMessage::Progress(_) => {}
+            other => panic!("expected accepted, got {other:?}"),
+        }
+    }
+}
+
+/// The next `job` the broker pushes, skipping progress and acknowledgements.
+async fn next_job(socket: &mut Socket) -> protocol::Job {
+    loop {
+        match recv(socket).await {
+            ServerMessage::Job(job) => return job,
+            ServerMessage::Progress(_) | ServerMessage::Accepted { .. } => {}
+            other => panic!("expected a job, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn browser_sessions_mine_distinct_headers_into_a_real_pool_that_accepts_every_share() {
+    let mut pool = Pool::start(free_port(), &[]);
+    let (broker, upstream) =
+        start_broker(upstream_config(vec![pool.url("payout.worker1")], Fallback::Gate)).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    pool.wait_for(|e| e["event"] == "authorize" && e["authorized"] == true, "the broker's authorize");
+
+    let (mut alice, alice_job) = open_session(&broker, "alice").await;
+    let (mut bob, bob_job) = open_session(&broker, "bob").await;
+    assert_eq!((alice_job.mode, bob_job.mode), (WorkMode::Pool, WorkMode::Pool));
+    assert_ne!(alice_job.header, bob_job.header, "sessions never search the same header");
+    // Same block template: only the merkle root (bytes 36..68, via extranonce2) differs.
+    assert_eq!(alice_job.header[..72], bob_job.header[..72]);
+
+    let (mut a, mut b) = (0, 0);
+    for _ in 0..5 {
+        a = submit_share(&mut alice, &alice_job, a).await;
+        b = submit_share(&mut bob, &bob_job, b).await;
+    }
+    let shares = pool.shares(10);
+    assert_eq!(shares.len(), 10, "{shares:?}");
+    assert!(shares.iter().all(|s| s["valid"] == true && s["worker"] == "payout.worker1"), "{shares:?}");
+
+    // Every answer is in the ledger, against its share (and so its session, user and site).
+    let ledger = broker.ledger.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let totals = ledger.pool_totals(None).await.unwrap();
+        if totals.accepted == 10 {
+            assert_eq!(totals.submitted, 10);
+            assert!(totals.accepted_work >= 10 * 4096, "pool work is counted at the pool's target");
+            break;
+        }
+        assert!(Instant::now() < deadline, "answers not recorded: {totals:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let site = ledger.site_by_key(&broker.site_key).await.unwrap().unwrap();
+    assert_eq!(ledger.pool_totals(Some(site.id)).await.unwrap().accepted, 10);
+    let status = upstream.status();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].sessions, 2);
+    assert_eq!(status[0].capacity, 1 << 16, "4-byte extranonce2, 2 rolled per session: 65,536 sessions");
+}
+
+#[tokio::test]
+async fn a_new_block_pushes_new_work_at_once_and_makes_old_shares_stale() {
+    let mut pool = Pool::start(free_port(), &[]);
+    let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    let (mut socket, old_job) = open_session(&broker, "carol").await;
+    let (old_share, _) = mine_from(&old_job, 0);
+
+    pool.new_block();
+    pool.wait_for(|e| e["event"] == "newblock", "the new block");
+    // The broker pushes the new block's job without being asked.
+    let new_job = next_job(&mut socket).await;
+    assert_eq!(new_job.mode, WorkMode::Pool);
+    assert_ne!(new_job.header[8..72], old_job.header[8..72], "a new previous block");
+
+    let stale = json!({"type": "submit", "job": old_job.id, "nonce": protocol::format_nonce(old_share)});
+    send(&mut socket, &stale).await;
+    match recv(&mut socket).await {
+        ServerMessage::Rejected { code: ErrorCode::StaleJob, .. } => {}
+        other => panic!("expected stale_job, got {other:?}"),
+    }
+    submit_share(&mut socket, &new_job, 0).await;
+    let shares = pool.shares(1);
+    assert_eq!(shares.len(), 1, "the stale share never reached the pool: {shares:?}");
+    assert_eq!(shares[0]["valid"], true);
+}
+
+#[tokio::test]
+async fn a_wrong_share_is_rejected_by_the_broker_before_it_reaches_the_pool() {
+    let mut pool = Pool::start(free_port(), &[]);
+    let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    let (mut socket, job) = open_session(&broker, "dave").await;
+    let (good, _) = mine_from(&job, 0);
+    // A nonce just below the first share: it was searched and did not meet the target.
+    let bad = if good > 0 { good - 1 } else { mine_from(&job, 1).0 + 1 };
+    for (nonce, code) in [(bad, ErrorCode::AboveTarget), (good, ErrorCode::Duplicate)] {
+        if code == ErrorCode::Duplicate {
+            submit_share(&mut socket, &job, 0).await;
+        }
+        send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)}))
+            .await;
+        loop {
+            match recv(&mut socket).await {
+                ServerMessage::Rejected { code: got, .. } => break assert_eq!(got, code),
+                ServerMessage::Progress(_) => {}
+                other => panic!("expected {code}, got {other:?}"),
+            }
+        }
+    }
+    let shares = pool.shares(1);
+    assert_eq!(shares.len(), 1, "only the good share was forwarded: {shares:?}");
+    assert_eq!(shares[0]["valid"], true);
+}
+
+#[tokio::test]
+async fn killing_the_pool_moves_sessions_to_gate_work_and_its_restart_brings_pool_work_back() {
+    let port = free_port();
+    let pool = Pool::start(port, &[]);
+    let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    let (mut socket, job) = open_session(&broker, "erin").await;
+    assert_eq!(job.mode, WorkMode::Pool);
+    submit_share(&mut socket, &job, 0).await;
+    let mut pool = pool;
+    pool.shares(1);
+
+    drop(pool);
+    let gate = next_job(&mut socket).await;
+    assert_eq!(gate.mode, WorkMode::Gate, "the session stays alive on gate work");
+    submit_share(&mut socket, &gate, 0).await;
+
+    let mut pool = Pool::start(port, &[]);
+    let back = next_job(&mut socket).await;
+    assert_eq!(back.mode, WorkMode::Pool, "pool work comes back without a reconnect");
+    submit_share(&mut socket, &back, 0).await;
+    let shares = pool.shares(1);
+    assert_eq!(shares[0]["valid"], true);
+    // Both pool-accepted shares, the one before the kill included, are in the ledger with their
+    // answers; the gate share was not forwarded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let totals = broker.ledger.pool_totals(None).await.unwrap();
+        if totals.accepted == 2 {
+            assert_eq!(totals.submitted, 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "pool answers not recorded: {totals:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_fallback_pause_sessions_wait_until_a_pool_has_work() {
+    let port = free_port();
+    let config = upstream_config(
+        vec![PoolConfig::parse(&format!("stratum+tcp://w:x@127.0.0.1:{port}")).unwrap()],
+        Fallback::Pause,
+    );
+    let (broker, upstream) = start_broker(config).await;
+    let mut socket = broker.connect().await;
+    send(&mut socket, &hello(&broker.site_key, "frank", None)).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
+    assert_eq!(welcome.mode, WorkMode::Paused);
+    match recv(&mut socket).await {
+        ServerMessage::Wait { reason } => assert_eq!(reason, "upstream_unavailable"),
+        other => panic!("expected wait, got {other:?}"),
+    }
+    let _pool = Pool::start(port, &[]);
+    let job = next_job(&mut socket).await;
+    assert_eq!(job.mode, WorkMode::Pool);
+    assert!(upstream.has_work());
+    submit_share(&mut socket, &job, 0).await;
+}
+
+#[tokio::test]
+async fn failover_to_the_next_pool_and_back_when_the_first_returns() {
+    let (first_port, second_port) = (free_port(), free_port());
+    let first = Pool::start(first_port, &[]);
+    let mut second = Pool::start(second_port, &[]);
+    let config = upstream_config(vec![first.url("w"), second.url("w")], Fallback::Gate);
+    let (broker, upstream) = start_broker(config).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    assert!(upstream.status()[0].pool.ends_with(&first_port.to_string()));
+    let (mut socket, _) = open_session(&broker, "grace").await;
+
+    drop(first);
+    let job = loop {
+        let job = next_job(&mut socket).await;
+        if job.mode == WorkMode::Pool {
+            break job;
+        }
+    };
+    assert!(upstream.status()[0].pool.ends_with(&second_port.to_string()), "failed over");
+    submit_share(&mut socket, &job, 0).await;
+    second.wait_for(|e| e["event"] == "share" && e["valid"] == true, "a share at the second pool");
+
+    let _first = Pool::start(first_port, &[]);
+    wait_until("failback to the first pool", || {
+        upstream.status().first().is_some_and(|c| c.pool.ends_with(&first_port.to_string()))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unauthorized_worker_is_not_used_and_the_next_pool_is() {
+    let refusing = Pool::start(free_port(), &["--reject-user", "w"]);
+    let accepting = Pool::start(free_port(), &[]);
+    let config = upstream_config(vec![refusing.url("w"), accepting.url("w")], Fallback::Gate);
+    let (_broker, upstream) = start_broker(config).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    assert!(upstream.status()[0].pool.ends_with(&accepting.port.to_string()));
+}
+
+#[tokio::test]
+async fn a_full_connection_opens_a_second_one_and_both_serve_shares() {
+    let mut pool = Pool::start(free_port(), &[]);
+    let mut config = upstream_config(vec![pool.url("w")], Fallback::Gate);
+    config.max_sessions_per_connection = Some(2);
+    let (broker, upstream) = start_broker(config).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    let mut sessions = Vec::new();
+    for user in ["h1", "h2"] {
+        sessions.push(open_session(&broker, user).await);
+    }
+    // The first connection is now full: a second one opens, and the third session is served by it.
+    wait_until("a second connection", || upstream.status().iter().filter(|c| c.job.is_some()).count() == 2)
+        .await;
+    sessions.push(open_session(&broker, "h3").await);
+    let status = upstream.status();
+    assert_eq!(status.iter().map(|c| c.sessions).collect::<Vec<_>>(), vec![2, 1]);
+    for (socket, job) in &mut sessions {
+        assert_eq!(job.mode, WorkMode::Pool);
+        submit_share(socket, job, 0).await;
+    }
+    let shares = pool.shares(3);
+    assert!(shares.iter().all(|s| s["valid"] == true), "{shares:?}");
+    let subscriptions = pool.seen.iter().filter(|e| e["event"] == "authorize").count();
+    assert_eq!(subscriptions, 2);
+}
