@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -18,9 +19,10 @@ export const ENDLESS_WORK = String(2n ** 60n);
  * frequent (tests); without it the broker runs at its defaults (benchmarks). `broker.restart()`
  * SIGKILLs the process and starts a new one on the same address and ledger.
  */
-export async function startBroker({ quick = true } = {}) {
+export async function startBroker({ quick = true, pools = [] } = {}) {
   const data = mkdtempSync(join(tmpdir(), 'minepass-e2e-'));
   const tuning = quick ? ['--share-interval-ms', '1000', '--min-share-work', '65536'] : [];
+  for (const pool of pools) tuning.push('--pool', pool);
   const broker = { data, secret: '', admin: '', url: '' };
   const launch = (listen) =>
     new Promise((resolve, reject) => {
@@ -57,6 +59,57 @@ export async function startBroker({ quick = true } = {}) {
   await putContent(broker, 'demo-article', QUICK_WORK);
   await putContent(broker, 'long-read', ENDLESS_WORK);
   return broker;
+}
+
+/**
+ * The real third-party Stratum pool of the upstream tests (`tests/pool/pool.cjs`, npm
+ * stratum-pool-sha256) on a loopback port: `pool.shares` collects its share events, `pool.restart()`
+ * kills it and starts it again on the same port.
+ */
+export async function startPool({ difficulty = '0.00000095367431640625' } = {}) {
+  const port = await freePort();
+  const pool = { port, url: `stratum+tcp://minepass.e2e:x@127.0.0.1:${port}`, shares: [] };
+  const launch = () =>
+    new Promise((resolve, reject) => {
+      const child = spawn('node', ['tests/pool/pool.cjs', '--port', String(port), '--diff', difficulty], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      pool.child = child;
+      child.once('exit', (code) => reject(new Error(`pool exited with ${code}`)));
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (!line.startsWith('@pool ')) return;
+        const event = JSON.parse(line.slice(6));
+        if (event.event === 'started') resolve();
+        if (event.event === 'share') pool.shares.push(event);
+      });
+    });
+  await launch();
+  pool.valid = () => pool.shares.filter((s) => s.valid).length;
+  pool.kill = async () => {
+    const exited = new Promise((resolve) => pool.child.once('exit', resolve));
+    pool.child.kill('SIGKILL');
+    await exited;
+  };
+  pool.start = launch;
+  pool.stop = () => pool.child.kill('SIGKILL');
+  return pool;
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The value of one unlabelled metric from the broker's `/metrics`. */
+export async function metric(broker, name) {
+  const text = await (await fetch(`${broker.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
 }
 
 export async function putContent(broker, id, work) {

@@ -14,10 +14,12 @@ import {
   consentDialog,
   gateButton,
   launchBrowser,
+  metric,
   openPage,
   openPages,
   sleep,
   startBroker,
+  startPool,
   submitsAfter,
   until,
   verifyToken,
@@ -316,14 +318,53 @@ const scenarios = {
   },
 };
 
+/** Scenarios that start their own broker (with a pool). */
+const ownBroker = {
+  async 'mining for a real Stratum pool: the pool accepts the browser\'s shares, and a pool restart is survived'({
+    browser,
+  }) {
+    const pool = await startPool();
+    const broker = await startBroker({ pools: [pool.url] });
+    try {
+      const context = await browser.newContext();
+      const page = await openPage(context, `${broker.url}/demo/`);
+      await gateButton(page).click();
+      await allow(page);
+      const [open] = await until(async () => {
+        const events = await page.events('open');
+        return events.length ? events : null;
+      }, 20_000, 'the session');
+      assert(open.detail.mode === 'pool', `the session mines for the pool: ${JSON.stringify(open.detail)}`);
+      await until(() => pool.valid() >= 3, 60_000, 'three browser shares accepted by the pool');
+      assert(pool.shares.every((s) => s.valid && s.worker === 'minepass.e2e'), JSON.stringify(pool.shares));
+      await until(async () => (await metric(broker, 'minepass_pool_shares_accepted_total')) >= 3, 10_000, 'metrics');
+
+      // The pool dies: the page is told it is on gate work and keeps mining; the pool comes back.
+      await pool.kill();
+      await until(async () => (await page.events('mode')).some((e) => e.detail.mode === 'gate'), 20_000, 'gate mode');
+      const before = pool.shares.length;
+      await pool.start();
+      await until(async () => (await page.events('mode')).at(-1)?.detail.mode === 'pool', 30_000, 'pool mode again');
+      await until(() => pool.shares.length > before && pool.valid() > 3, 60_000, 'shares at the restarted pool');
+      await until(async () => (await page.events('unlock')).length > 0, 90_000, 'the unlock (all verified work counts)');
+      assert(page.log.errors.length === 0, `page errors: ${page.log.errors}`);
+      await context.close();
+    } finally {
+      broker.stop();
+      pool.stop();
+    }
+  },
+};
+
 // --- Runner ----------------------------------------------------------------------------------------
 
 const browser = await launchBrowser();
 let passed = 0;
 let failed = 0;
-for (const [name, scenario] of Object.entries(scenarios)) {
+for (const [name, scenario] of [...Object.entries(scenarios), ...Object.entries(ownBroker)]) {
   if (!name.includes(filter)) continue;
-  const broker = await startBroker();
+  // Scenarios that start their own broker get a stub with nothing to stop.
+  const broker = name in ownBroker ? { stop() {} } : await startBroker();
   const began = Date.now();
   try {
     await scenario({ browser, broker });

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_broker;
 mod bench_sdk;
+mod bench_upstream;
 mod build;
 mod demo;
 mod serve;
@@ -27,6 +28,9 @@ commands:
                   share verification and N concurrent WebSocket miners against the broker
   bench-sdk [--json]
                   SDK bytes, consent to first hash and share, throttle duty cycle (Chromium)
+  bench-upstream [--json] [--clients N] [--seconds S] [--interval-ms I]
+                  shares forwarded to a real Stratum pool per second, the latency the broker
+                  adds, sessions per upstream connection
   demo [--port N] build everything and start the broker, which serves the demo
   tidy            repository hygiene checks (module docs)
 ";
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(&rest),
         "bench-broker" => bench_broker::run(&rest),
         "bench-sdk" => bench_sdk::run(&rest),
+        "bench-upstream" => bench_upstream::run(&rest),
         "demo" => demo::run(&rest),
         "tidy" => tidy::run(),
         "" | "help" | "--help" | "-h" => {
