@@ -3,7 +3,7 @@
 //! Layers, with dependencies pointing one way (top to bottom):
 //! - [`http`] (transport): axum router, WebSocket loop, static files;
 //! - [`session`]: hello validation, per-connection state, replies;
-//! - [`work`]: job sources (gate mode now, Stratum later), vardiff, share verification;
+//! - [`work`]: job sources (gate mode, the Stratum v1 upstream), vardiff, share verification;
 //! - [`ledger`]: SQLite through sqlx, group commit.
 //!
 //! [`tokens`] (unlock JWTs, JWKS) is used by the session layer to issue and by the transport to verify.

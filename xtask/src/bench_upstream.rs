@@ -28,6 +28,7 @@ const POOL_DIFFICULTY: &str = "0.000000059604644775390625";
 
 pub fn run(args: &[String]) -> Result<()> {
     let json_only = crate::has_flag(args, "--json");
+    let sink = crate::has_flag(args, "--sink");
     let number = |flag: &str, default: u32| -> Result<u32> {
         Ok(crate::flag_value(args, flag).map(str::parse).transpose()?.unwrap_or(default))
     };
@@ -41,32 +42,13 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["--example", "loadgen"]),
     )?;
 
-    let pool_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut pool = KillOnDrop(
-        Command::new("node")
-            .args(["tests/pool/pool.cjs", "--port", &pool_port.to_string(), "--diff", POOL_DIFFICULTY])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the pool (node)")?,
-    );
     let pool_shares = Arc::new(AtomicU64::new(0));
-    let (started_tx, started) = std::sync::mpsc::channel();
-    {
-        let shares = Arc::clone(&pool_shares);
-        let stdout = pool.0.stdout.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("@pool {\"event\":\"started\"") {
-                    let _ = started_tx.send(());
-                } else if line.starts_with("@pool {\"event\":\"share\",\"valid\":true") {
-                    shares.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-    started.recv_timeout(std::time::Duration::from_secs(30)).context("the pool did not start")?;
+    let (pool_port, _pool) = if sink {
+        (start_sink(Arc::clone(&pool_shares))?, None)
+    } else {
+        let (port, pool) = start_pool(Arc::clone(&pool_shares))?;
+        (port, Some(pool))
+    };
 
     let data = std::path::Path::new("target/bench-upstream");
     let _ = std::fs::remove_dir_all(data);
@@ -111,7 +93,6 @@ pub fn run(args: &[String]) -> Result<()> {
     std::thread::sleep(std::time::Duration::from_secs(2));
     let text = metrics(&address)?;
     drop(broker);
-    drop(pool);
 
     let capacity = text
         .lines()
@@ -125,10 +106,13 @@ pub fn run(args: &[String]) -> Result<()> {
             .map_or(0.0, |s| (s * 1e5).round() / 100.0)
     };
     let report = json!({
+        "pool": if sink { "sink (answers every submit at once)" } else { "stratum-pool-sha256 (node)" },
         "clients": load["clients"],
         "clients_failed": load["clients_failed"],
+        "first_error": load["first_error"],
         "browser_shares_per_s": load["shares_per_s"],
-        "forwarded_per_s": load["shares_per_s"],
+        // Submits happen only in the measured phase (the warm-up mines without submitting).
+        "forwarded_per_s": (metric(&text, "minepass_pool_shares_submitted_total") / f64::from(seconds)).round(),
         "forwarded_total": metric(&text, "minepass_pool_shares_submitted_total"),
         "pool_accepted_total": metric(&text, "minepass_pool_shares_accepted_total"),
         "pool_valid_shares_seen": pool_shares.load(Ordering::Relaxed),
@@ -142,7 +126,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if !json_only {
         println!();
         println!("miners:              {} ({} failed)", report["clients"], report["clients_failed"]);
-        println!("forwarded upstream:  {} shares/s", report["forwarded_per_s"]);
+        println!(
+            "forwarded upstream:  {} shares/s of {} offered by the miners",
+            report["forwarded_per_s"], report["browser_shares_per_s"]
+        );
         println!(
             "pool answers:        {} accepted of {} forwarded ({} unanswered)",
             report["pool_accepted_total"], report["forwarded_total"], report["pool_unanswered_total"]
@@ -155,6 +142,93 @@ pub fn run(args: &[String]) -> Result<()> {
         println!();
     }
     println!("{report}");
+    Ok(())
+}
+
+/// The real pool (`tests/pool/pool.cjs`); counts its valid share events.
+fn start_pool(valid: Arc<AtomicU64>) -> Result<(u16, KillOnDrop)> {
+    let pool_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut pool = KillOnDrop(
+        Command::new("node")
+            .args(["tests/pool/pool.cjs", "--port", &pool_port.to_string(), "--diff", POOL_DIFFICULTY])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the pool (node)")?,
+    );
+    let (started_tx, started) = std::sync::mpsc::channel();
+    {
+        let shares = Arc::clone(&valid);
+        let stdout = pool.0.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("@pool {\"event\":\"started\"") {
+                    let _ = started_tx.send(());
+                } else if line.starts_with("@pool {\"event\":\"share\",\"valid\":true") {
+                    shares.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    started.recv_timeout(std::time::Duration::from_secs(30)).context("the pool did not start")?;
+
+    Ok((pool_port, pool))
+}
+
+/// A Stratum endpoint that does nothing but answer: one job, and `true` to every submit at once. It
+/// measures the broker's own forwarding ceiling, which the real pool (single-threaded node, a linear
+/// duplicate search per job) hides. Not a pool: it verifies nothing.
+fn start_sink(submits: Arc<AtomicU64>) -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for (index, stream) in listener.incoming().map_while(Result::ok).enumerate() {
+            let submits = Arc::clone(&submits);
+            std::thread::spawn(move || serve_sink(stream, index, &submits));
+        }
+    });
+    Ok(port)
+}
+
+fn serve_sink(stream: std::net::TcpStream, index: usize, submits: &AtomicU64) -> Result<()> {
+    let mut out = std::io::BufWriter::new(stream.try_clone()?);
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 {
+        let request: serde_json::Value = serde_json::from_str(&line)?;
+        line.clear();
+        let id = &request["id"];
+        let reply = match request["method"].as_str().unwrap_or_default() {
+            "mining.subscribe" => json!({"id": id, "result": [[], format!("{index:08x}"), 4], "error": null}),
+            "mining.configure" => json!({"id": id, "result": {}, "error": null}),
+            "mining.submit" => {
+                submits.fetch_add(1, Ordering::Relaxed);
+                json!({"id": id, "result": true, "error": null})
+            }
+            _ => json!({"id": id, "result": true, "error": null}),
+        };
+        writeln!(out, "{reply}")?;
+        if request["method"] == "mining.authorize" {
+            let ntime = format!(
+                "{:08x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs()
+            );
+            writeln!(
+                out,
+                "{}",
+                json!({"id": null, "method": "mining.set_difficulty", "params": [2f64.powi(-24)]})
+            )?;
+            let notify = json!({"id": null, "method": "mining.notify", "params": [
+                "1", "00".repeat(32), "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0d03", "ffffffff0100f2052a01000000015100000000",
+                [], "20000000", "1b00ffff", ntime, true]});
+            writeln!(out, "{notify}")?;
+        }
+        // Answer everything read so far in one write, like a pool under load.
+        if reader.buffer().is_empty() {
+            out.flush()?;
+        }
+    }
     Ok(())
 }
 

@@ -31,7 +31,9 @@ commands:
   bench-upstream [--json] [--clients N] [--seconds S] [--interval-ms I]
                   shares forwarded to a real Stratum pool per second, the latency the broker
                   adds, sessions per upstream connection
-  demo [--port N] build everything and start the broker, which serves the demo
+  demo [--port N] [--pool]
+                  build everything and start the broker, which serves the demo (--pool: and
+                  a local Stratum pool it mines into)
   tidy            repository hygiene checks (module docs)
 ";
 

@@ -532,6 +532,10 @@ async fn run_lane(upstream: Arc<Upstream>, lane: u64) {
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Submits written and not yet answered, per connection. Pools read a line at a time and some drop a
+/// client whose unread bytes pass a limit (NOMP-derived pools: 10 KB, about 70 submits), so a burst
+/// of browser shares queues here instead of flooding the pool.
+const MAX_IN_FLIGHT: usize = 32;
 const ID_CONFIGURE: u64 = 1;
 const ID_SUBSCRIBE: u64 = 2;
 const ID_EXTRANONCE: u64 = 3;
@@ -704,7 +708,7 @@ async fn connect(upstream: &Arc<Upstream>, index: usize) -> Result<String> {
                     },
                 }
             }
-            Some(submit) = submit_rx.recv() => {
+            Some(submit) = submit_rx.recv(), if pending.len() < MAX_IN_FLIGHT => {
                 let request = next_id;
                 next_id += 1;
                 let params = json!([pool.user, submit.job_id, submit.extranonce2, submit.ntime, submit.nonce]);
