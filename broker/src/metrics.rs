@@ -101,9 +101,6 @@ pub fn pool_submitted(added: Duration) {
     recent.forward_us.push_back(added.as_micros() as u64);
 }
 
-/// Round trip of a submit to the pool (not exported; the pool's own latency).
-pub fn pool_answer_latency(_elapsed: Duration) {}
-
 /// The pool's verdict on a forwarded share: `code` is `None` when accepted, `Some(code)` when
 /// rejected; `unanswered` when no verdict came.
 pub fn pool_answer(code: Option<i64>, unanswered: bool, pool_work: u128) {

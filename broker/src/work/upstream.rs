@@ -662,8 +662,7 @@ async fn connect(upstream: &Arc<Upstream>, index: usize) -> Result<String> {
                 };
                 match message {
                     Incoming::Response { id: request, result, error } => {
-                        if let Some((sent, reply)) = pending.remove(&request) {
-                            metrics::pool_answer_latency(sent.elapsed());
+                        if let Some((_, reply)) = pending.remove(&request) {
                             let answer = match error {
                                 None if result == Value::Bool(true) => Answer::Accepted,
                                 None => Answer::Rejected { code: 20, reason: format!("result {result}") },
