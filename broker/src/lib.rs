@@ -8,13 +8,15 @@
 //!
 //! [`tokens`] (unlock JWTs, JWKS) is used by the session layer to issue and by the transport to verify.
 //!
-//! [`metrics`] is a leaf every layer may bump.
+//! [`metrics`] is a leaf every layer may bump. [`settlement`] is pure partner-economics math (splits,
+//! commission, thresholds, the PPS estimate) that the ledger records.
 
 pub mod config;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod session;
+pub mod settlement;
 pub mod tokens;
 pub mod work;
 
