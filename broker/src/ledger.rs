@@ -26,10 +26,10 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Clone)]
 pub struct Ledger {
     /// Readers (and rare administrative writes).
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// The one connection the share committer writes through, so commits never wait for a pooled
     /// connection behind a burst of reads (SQLite has one writer at a time anyway).
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
 }
 
 /// A site as the session layer needs it.
@@ -136,7 +136,7 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn random_token(prefix: &str, bytes: usize) -> String {
+pub(crate) fn random_token(prefix: &str, bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     format!("{prefix}{}", hex::encode(buf))
@@ -157,7 +157,7 @@ pub fn is_valid_label(text: &str) -> bool {
     (1..=200).contains(&text.chars().count()) && !text.chars().any(char::is_control)
 }
 
-fn parse_work(text: &str) -> Result<u128> {
+pub(crate) fn parse_work(text: &str) -> Result<u128> {
     text.parse().with_context(|| format!("corrupt work value {text:?} in the ledger"))
 }
 

@@ -11,6 +11,7 @@
 //! [`metrics`] is a leaf every layer may bump. [`settlement`] is pure partner-economics math (splits,
 //! commission, thresholds, the PPS estimate) that the ledger records.
 
+pub mod books;
 pub mod config;
 pub mod http;
 pub mod ledger;

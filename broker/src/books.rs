@@ -1,0 +1,667 @@
+//! The books: partners, periods of earnings, and double-entry, append-only accounts in satoshis
+//! (part of the ledger layer; the math is in [`crate::settlement`]).
+//!
+//! Accounts (debit positive; every entry's postings sum to zero):
+//! - `assets:wallet` — what the pool paid (recorded earnings), less payouts;
+//! - `assets:receivable` — estimated earnings (PPS), not yet confirmed by the pool;
+//! - `income:mining` — earnings until a settlement splits them;
+//! - `income:commission` — the operator's commission;
+//! - `partner:<id>:payable` — what the operator owes a partner (carried, or due as a payout).
+//!
+//! Each entry stores a hash chained over every earlier entry and its postings; [`Ledger::check`]
+//! recomputes it, so any edited, inserted or removed row is found even if the append-only triggers
+//! were bypassed, and it re-verifies every share of the share log.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use minepass::baseline::sha256d;
+use minepass::target::Target;
+use sha2::{Digest, Sha256};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::ledger::{Ledger, hash_secret, now_ms, parse_work, random_token};
+use crate::settlement::{self, PartnerInput, Settlement};
+
+/// The commission when neither a partner override nor a configured default exists: 30 %.
+pub const DEFAULT_COMMISSION_BPS: u32 = 3000;
+/// Work of sites without a partner belongs to the operator: a pseudo-partner at 100 % commission.
+pub const OPERATOR: i64 = 0;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Partner {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    /// `None`: the global default applies.
+    pub commission_bps: Option<u32>,
+}
+
+/// Credentials of a new partner: the dashboard key is shown once and stored hashed.
+#[derive(Debug, Clone)]
+pub struct NewPartner {
+    pub key: String,
+    pub secret: String,
+}
+
+/// Where a period's earnings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// What the pool actually paid.
+    Recorded,
+    /// The PPS estimate from pool-accepted work: not money received.
+    Estimate,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Recorded => "recorded",
+            Source::Estimate => "estimate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Period {
+    pub id: i64,
+    pub name: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub earnings_sats: u64,
+    pub source: Source,
+    pub settled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Payout {
+    pub id: i64,
+    pub partner_key: String,
+    pub partner_name: String,
+    pub period: String,
+    pub amount_sats: u64,
+    pub paid: bool,
+}
+
+/// What `ledger check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub entries: u64,
+    pub postings: u64,
+    pub shares: u64,
+    pub pool_submissions: u64,
+    /// Empty when everything holds.
+    pub problems: Vec<String>,
+}
+
+/// Periods are named by the operator ("2026-11", "week-47"): 1-64 of `[A-Za-z0-9._-]`.
+pub fn is_valid_period_name(name: &str) -> bool {
+    crate::ledger::is_valid_content_key(name)
+}
+
+fn payable(partner: i64) -> String {
+    format!("partner:{partner}:payable")
+}
+
+/// The chain hash of one entry: SHA-256 over the previous chain and every field, length-delimited
+/// (no two different entries serialise alike).
+fn chain_hash(previous: &str, entry: &EntryRow, postings: &[(String, i64)]) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(previous.as_bytes());
+    field(&entry.id.to_le_bytes());
+    field(entry.kind.as_bytes());
+    field(&entry.period_id.unwrap_or(-1).to_le_bytes());
+    field(&entry.reverses.unwrap_or(-1).to_le_bytes());
+    field(entry.memo.as_bytes());
+    field(&entry.created_at.to_le_bytes());
+    for (account, amount) in postings {
+        field(account.as_bytes());
+        field(&amount.to_le_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+struct EntryRow {
+    id: i64,
+    kind: String,
+    period_id: Option<i64>,
+    reverses: Option<i64>,
+    memo: String,
+    created_at: i64,
+}
+
+/// Appends one balanced entry with its postings; returns its id.
+async fn append_entry(
+    tx: &mut Transaction<'_, Sqlite>,
+    kind: &str,
+    period_id: Option<i64>,
+    reverses: Option<i64>,
+    memo: &str,
+    postings: &[(String, i64)],
+) -> Result<i64> {
+    let sum: i128 = postings.iter().map(|(_, a)| i128::from(*a)).sum();
+    if sum != 0 {
+        bail!("unbalanced entry ({sum} sats)");
+    }
+    let previous: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, chain FROM entries ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (previous_id, previous_chain) = previous.unwrap_or((0, String::new()));
+    let entry = EntryRow {
+        id: previous_id + 1,
+        kind: kind.to_owned(),
+        period_id,
+        reverses,
+        memo: memo.to_owned(),
+        created_at: now_ms(),
+    };
+    let chain = chain_hash(&previous_chain, &entry, postings);
+    sqlx::query("INSERT INTO entries (id, kind, period_id, reverses, memo, created_at, chain) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(entry.id)
+        .bind(&entry.kind)
+        .bind(entry.period_id)
+        .bind(entry.reverses)
+        .bind(&entry.memo)
+        .bind(entry.created_at)
+        .bind(chain)
+        .execute(&mut **tx)
+        .await?;
+    for (account, amount) in postings {
+        sqlx::query("INSERT INTO postings (entry_id, account, amount) VALUES (?, ?, ?)")
+            .bind(entry.id)
+            .bind(account)
+            .bind(amount)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(entry.id)
+}
+
+fn sats(value: u64) -> Result<i64> {
+    i64::try_from(value).context("amount over i64::MAX satoshis")
+}
+
+impl Ledger {
+    pub async fn add_partner(&self, name: &str) -> Result<NewPartner> {
+        if !crate::ledger::is_valid_label(name) {
+            bail!("a partner name is 1-200 printable characters");
+        }
+        let partner = NewPartner { key: random_token("partner_", 12), secret: random_token("pkey_", 32) };
+        sqlx::query("INSERT INTO partners (partner_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&partner.key)
+            .bind(name)
+            .bind(hash_secret(&partner.secret))
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(partner)
+    }
+
+    pub async fn partners(&self) -> Result<Vec<Partner>> {
+        let rows = sqlx::query("SELECT id, partner_key, name, commission_bps FROM partners ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(partner_from_row).collect())
+    }
+
+    pub async fn partner_by_key(&self, key: &str) -> Result<Option<Partner>> {
+        let row =
+            sqlx::query("SELECT id, partner_key, name, commission_bps FROM partners WHERE partner_key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(partner_from_row))
+    }
+
+    /// The partner whose dashboard key this is (compared by SHA-256).
+    pub async fn partner_by_secret(&self, secret: &str) -> Result<Option<Partner>> {
+        let row =
+            sqlx::query("SELECT id, partner_key, name, commission_bps FROM partners WHERE secret_hash = ?")
+                .bind(hash_secret(secret))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(partner_from_row))
+    }
+
+    /// Sets a partner's commission override (`None`: back to the default).
+    pub async fn set_partner_commission(&self, key: &str, bps: Option<u32>) -> Result<()> {
+        if bps.is_some_and(|b| u64::from(b) > settlement::BPS_DENOMINATOR) {
+            bail!("commission is 0-10000 basis points");
+        }
+        let done = sqlx::query("UPDATE partners SET commission_bps = ? WHERE partner_key = ?")
+            .bind(bps)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            bail!("no partner with key {key}");
+        }
+        Ok(())
+    }
+
+    /// The global default commission in basis points.
+    pub async fn default_commission(&self) -> Result<u32> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'commission_bps'")
+                .fetch_optional(&self.pool)
+                .await?;
+        match value {
+            Some(text) => text.parse().context("corrupt commission_bps setting"),
+            None => Ok(DEFAULT_COMMISSION_BPS),
+        }
+    }
+
+    pub async fn set_default_commission(&self, bps: u32) -> Result<()> {
+        if u64::from(bps) > settlement::BPS_DENOMINATOR {
+            bail!("commission is 0-10000 basis points");
+        }
+        sqlx::query("INSERT INTO settings (name, value) VALUES ('commission_bps', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(bps.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a site to a partner (its pool-accepted work then counts for the partner).
+    pub async fn assign_site(&self, site_key: &str, partner_key: &str) -> Result<()> {
+        let Some(partner) = self.partner_by_key(partner_key).await? else {
+            bail!("no partner with key {partner_key}")
+        };
+        let done = sqlx::query("UPDATE sites SET partner_id = ? WHERE site_key = ?")
+            .bind(partner.id)
+            .bind(site_key)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            bail!("no site with key {site_key}");
+        }
+        Ok(())
+    }
+
+    /// Pool-accepted work per partner (`OPERATOR` for sites without one) over answers in [from, to).
+    pub async fn pool_work_by_partner(&self, from: i64, to: i64) -> Result<Vec<(i64, u128)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(st.partner_id, 0), p.pool_work FROM pool_answers a
+             JOIN pool_submissions p ON p.share_id = a.share_id
+             JOIN shares s ON s.id = a.share_id JOIN sites st ON st.id = s.site_id
+             WHERE a.outcome = 'accepted' AND a.answered_at >= ? AND a.answered_at < ?",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut work: HashMap<i64, u128> = HashMap::new();
+        for row in &rows {
+            *work.entry(row.get(0)).or_default() += parse_work(row.get(1))?;
+        }
+        let mut work: Vec<(i64, u128)> = work.into_iter().collect();
+        work.sort();
+        Ok(work)
+    }
+
+    /// Records a period's earnings: what the pool paid (`Recorded`, into the wallet) or an estimate
+    /// (`Estimate`, a receivable). One entry: the asset against `income:mining`.
+    pub async fn record_period(
+        &self,
+        name: &str,
+        from: i64,
+        to: i64,
+        earnings: u64,
+        source: Source,
+    ) -> Result<Period> {
+        if !is_valid_period_name(name) {
+            bail!("a period name is 1-64 of [A-Za-z0-9._-]");
+        }
+        if from >= to {
+            bail!("a period must start before it ends");
+        }
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO periods (name, starts_at, ends_at, earnings_sats, source, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .bind(sats(earnings)?)
+        .bind(source.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .with_context(|| format!("period {name} (names are unique)"))?;
+        let asset = match source {
+            Source::Recorded => "assets:wallet",
+            Source::Estimate => "assets:receivable",
+        };
+        let memo = format!("{} earnings of period {name}", source.as_str());
+        let postings = [(asset.to_owned(), sats(earnings)?), ("income:mining".to_owned(), -sats(earnings)?)];
+        append_entry(&mut tx, "earnings", Some(id), None, &memo, &postings).await?;
+        tx.commit().await?;
+        Ok(Period {
+            id,
+            name: name.to_owned(),
+            starts_at: from,
+            ends_at: to,
+            earnings_sats: earnings,
+            source,
+            settled: false,
+        })
+    }
+
+    pub async fn periods(&self) -> Result<Vec<Period>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.starts_at, p.ends_at, p.earnings_sats, p.source,
+                    EXISTS (SELECT 1 FROM entries e WHERE e.period_id = p.id AND e.kind = 'settlement'
+                            AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses = e.id))
+             FROM periods p ORDER BY p.starts_at, p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Period {
+                id: r.get(0),
+                name: r.get(1),
+                starts_at: r.get(2),
+                ends_at: r.get(3),
+                earnings_sats: r.get::<i64, _>(4) as u64,
+                source: if r.get::<String, _>(5) == "estimate" { Source::Estimate } else { Source::Recorded },
+                settled: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Balances of every account, in satoshis.
+    pub async fn balances(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT account, SUM(amount) FROM postings GROUP BY account ORDER BY account")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Settles a period: its earnings split by each partner's pool-accepted work in the period, the
+    /// commission taken, payouts made due where `carried + net ≥ threshold`. One entry, and a
+    /// payout row per payout. A period settles once (unless its settlement was reversed).
+    pub async fn settle_period(&self, name: &str, threshold: u64) -> Result<Settlement> {
+        let Some(period) = self.periods().await?.into_iter().find(|p| p.name == name) else {
+            bail!("no period named {name}");
+        };
+        if period.settled {
+            bail!("period {name} is already settled");
+        }
+        let default_bps = self.default_commission().await?;
+        let partners = self.partners().await?;
+        let work = self.pool_work_by_partner(period.starts_at, period.ends_at).await?;
+        let mut tx = self.writer.begin().await?;
+        let mut inputs = Vec::new();
+        for (partner, work) in &work {
+            let (bps, carried) = if *partner == OPERATOR {
+                (settlement::BPS_DENOMINATOR as u32, 0)
+            } else {
+                let bps = partners
+                    .iter()
+                    .find(|p| p.id == *partner)
+                    .and_then(|p| p.commission_bps)
+                    .unwrap_or(default_bps);
+                (bps, carried(&mut tx, *partner).await?)
+            };
+            inputs.push(PartnerInput { partner: *partner, work: *work, commission_bps: bps, carried });
+        }
+        // Partners with a carried balance but no work this period may cross the threshold too: no,
+        // their balance did not change; they are paid when they next earn.
+        let result =
+            settlement::settle(period.earnings_sats, &inputs, threshold).map_err(anyhow::Error::msg)?;
+        let mut postings = vec![("income:mining".to_owned(), sats(period.earnings_sats)?)];
+        let mut commission = sats(result.commission)?;
+        for share in &result.partners {
+            if share.partner == OPERATOR {
+                // The operator's own sites: their net is commission income too.
+                commission += sats(share.net)?;
+            } else if share.net > 0 {
+                postings.push((payable(share.partner), -sats(share.net)?));
+            }
+        }
+        postings.push(("income:commission".to_owned(), -commission));
+        let memo = format!("settlement of period {name} (threshold {threshold} sats)");
+        let entry = append_entry(&mut tx, "settlement", Some(period.id), None, &memo, &postings).await?;
+        for share in result.partners.iter().filter(|s| s.partner != OPERATOR && s.payout > 0) {
+            sqlx::query("INSERT INTO payouts (partner_id, period_id, amount_sats, due_entry, created_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(share.partner)
+                .bind(period.id)
+                .bind(sats(share.payout)?)
+                .bind(entry)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Payouts, oldest first (`unpaid_only`: the ones to pay).
+    pub async fn payouts(&self, unpaid_only: bool) -> Result<Vec<Payout>> {
+        let rows = sqlx::query(
+            "SELECT o.id, p.partner_key, p.name, pe.name, o.amount_sats, o.paid_entry IS NOT NULL
+             FROM payouts o JOIN partners p ON p.id = o.partner_id JOIN periods pe ON pe.id = o.period_id
+             WHERE NOT ? OR o.paid_entry IS NULL ORDER BY o.id",
+        )
+        .bind(unpaid_only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Payout {
+                id: r.get(0),
+                partner_key: r.get(1),
+                partner_name: r.get(2),
+                period: r.get(3),
+                amount_sats: r.get::<i64, _>(4) as u64,
+                paid: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Records that payout `id` was paid from the wallet.
+    pub async fn mark_paid(&self, id: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(i64, i64, Option<i64>)> =
+            sqlx::query_as("SELECT partner_id, amount_sats, paid_entry FROM payouts WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((partner, amount, paid)) = row else { bail!("no payout {id}") };
+        if paid.is_some() {
+            bail!("payout {id} is already paid");
+        }
+        let postings = [(payable(partner), amount), ("assets:wallet".to_owned(), -amount)];
+        let entry =
+            append_entry(&mut tx, "payout", None, None, &format!("payout {id} paid"), &postings).await?;
+        sqlx::query("UPDATE payouts SET paid_entry = ? WHERE id = ?")
+            .bind(entry)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A correction: a new entry with every posting of entry `id` negated.
+    pub async fn reverse_entry(&self, id: i64, memo: &str) -> Result<i64> {
+        let mut tx = self.writer.begin().await?;
+        let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM entries WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(kind) = kind else { bail!("no entry {id}") };
+        if kind == "reversal" {
+            bail!("entry {id} is itself a reversal");
+        }
+        let reversed: Option<i64> = sqlx::query_scalar("SELECT id FROM entries WHERE reverses = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if reversed.is_some() {
+            bail!("entry {id} is already reversed");
+        }
+        // Payout rows are facts for the partner (exported, maybe paid): a settlement that made any
+        // stays, and is corrected by a later entry instead.
+        let payouts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payouts WHERE due_entry = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if payouts > 0 {
+            bail!("entry {id} made payouts, so it cannot be reversed; correct it with a later entry");
+        }
+        let postings: Vec<(String, i64)> =
+            sqlx::query_as("SELECT account, -amount FROM postings WHERE entry_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let period: Option<i64> = sqlx::query_scalar("SELECT period_id FROM entries WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let entry = append_entry(&mut tx, "reversal", period, Some(id), memo, &postings).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Proves the books: the entry chain recomputes, every entry balances, no partner is owed a
+    /// negative amount, payouts match their entries, every share re-verifies (its header hashes
+    /// under its target, its work is its target's) and so does every pool submission.
+    pub async fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let entries = sqlx::query(
+            "SELECT id, kind, period_id, reverses, memo, created_at, chain FROM entries ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let postings = sqlx::query("SELECT entry_id, account, amount FROM postings ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_entry: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+        for row in &postings {
+            by_entry.entry(row.get(0)).or_default().push((row.get(1), row.get(2)));
+        }
+        let mut previous = String::new();
+        let mut expected_id = 1;
+        for row in &entries {
+            let entry = EntryRow {
+                id: row.get(0),
+                kind: row.get(1),
+                period_id: row.get(2),
+                reverses: row.get(3),
+                memo: row.get(4),
+                created_at: row.get(5),
+            };
+            let stored: String = row.get(6);
+            if entry.id != expected_id {
+                report.problems.push(format!("entry {expected_id} is missing"));
+            }
+            expected_id = entry.id + 1;
+            let lines = by_entry.remove(&entry.id).unwrap_or_default();
+            if chain_hash(&previous, &entry, &lines) != stored {
+                report
+                    .problems
+                    .push(format!("entry {} or its postings were altered (chain mismatch)", entry.id));
+            }
+            let sum: i128 = lines.iter().map(|(_, a)| i128::from(*a)).sum();
+            if sum != 0 {
+                report.problems.push(format!("entry {} does not balance ({sum} sats)", entry.id));
+            }
+            previous = stored;
+        }
+        for entry in by_entry.keys() {
+            report.problems.push(format!("postings of a missing entry {entry}"));
+        }
+        report.entries = entries.len() as u64;
+        report.postings = postings.len() as u64;
+        for (account, balance) in self.balances().await? {
+            if account.starts_with("partner:") && balance > 0 {
+                report.problems.push(format!("{account} is negative: the partner owes {balance} sats"));
+            }
+        }
+        let payouts = sqlx::query(
+            "SELECT o.id, o.partner_id, o.amount_sats, p.account, p.amount FROM payouts o
+             LEFT JOIN postings p ON p.entry_id = o.paid_entry AND p.account LIKE 'partner:%'
+             WHERE o.paid_entry IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &payouts {
+            let (id, partner, amount): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            if row.get::<Option<String>, _>(3) != Some(payable(partner))
+                || row.get::<Option<i64>, _>(4) != Some(amount)
+            {
+                report.problems.push(format!("payout {id} does not match its payment entry"));
+            }
+        }
+        self.check_shares(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn check_shares(&self, report: &mut CheckReport) -> Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT s.id, s.header, s.target, s.work, p.pool_target, p.pool_work FROM shares s
+             LEFT JOIN pool_submissions p ON p.share_id = s.id ORDER BY s.id",
+        )
+        .fetch(&self.pool);
+        use futures_util::TryStreamExt;
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.get(0);
+            report.shares += 1;
+            let header: Vec<u8> = row.get(1);
+            let Ok(target) = Target::from_le_bytes(&row.get::<Vec<u8>, _>(2)) else {
+                report.problems.push(format!("share {id}: malformed target"));
+                continue;
+            };
+            let work = parse_work(row.get(3)).unwrap_or(0);
+            let hash = sha256d(&header);
+            if header.len() != 80 || !target.is_met_by(&hash) {
+                report.problems.push(format!("share {id}: its header does not hash under its target"));
+            }
+            if work != target.expected_hashes() {
+                report.problems.push(format!("share {id}: credited work {work} is not its target's"));
+            }
+            if let Some(pool_target) = row.get::<Option<Vec<u8>>, _>(4) {
+                report.pool_submissions += 1;
+                let pool_work = parse_work(row.get(5)).unwrap_or(0);
+                match Target::from_le_bytes(&pool_target) {
+                    Ok(t) if t.is_met_by(&hash) && t.expected_hashes() == pool_work => {}
+                    _ => report.problems.push(format!("share {id}: its pool submission does not re-verify")),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A partner's payable balance not yet made due as a payout: what carries over.
+async fn carried(tx: &mut Transaction<'_, Sqlite>, partner: i64) -> Result<u64> {
+    let balance: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM postings WHERE account = ?")
+        .bind(payable(partner))
+        .fetch_one(&mut **tx)
+        .await?;
+    let due: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_sats), 0) FROM payouts WHERE partner_id = ? AND paid_entry IS NULL",
+    )
+    .bind(partner)
+    .fetch_one(&mut **tx)
+    .await?;
+    // Payable balances are credits (negative).
+    Ok(u64::try_from(-balance - due).unwrap_or(0))
+}
+
+fn partner_from_row(r: &sqlx::sqlite::SqliteRow) -> Partner {
+    Partner {
+        id: r.get(0),
+        key: r.get(1),
+        name: r.get(2),
+        commission_bps: r.get::<Option<i64>, _>(3).map(|b| b as u32),
+    }
+}
