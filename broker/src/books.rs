@@ -100,6 +100,43 @@ pub fn is_valid_period_name(name: &str) -> bool {
     crate::ledger::is_valid_content_key(name)
 }
 
+/// A time from the command line or the API: `YYYY-MM-DD` (midnight UTC) or Unix milliseconds.
+pub fn parse_time(text: &str) -> Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let parts: Vec<&str> = text.split('-').collect();
+    let [year, month, day] = parts[..] else { bail!("{text:?} is neither YYYY-MM-DD nor Unix ms") };
+    let (year, month, day): (i64, i64, i64) = (year.parse()?, month.parse()?, day.parse()?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        bail!("{text:?} is not a date");
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+/// Payouts as CSV for a payment run: `id,partner,name,period,amount_sats`.
+pub fn payouts_csv(payouts: &[Payout]) -> String {
+    let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    let mut out = String::from("id,partner,name,period,amount_sats\n");
+    for p in payouts {
+        out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            p.id,
+            p.partner_key,
+            quote(&p.partner_name),
+            p.period,
+            p.amount_sats
+        ));
+    }
+    out
+}
+
 fn payable(partner: i64) -> String {
     format!("partner:{partner}:payable")
 }
@@ -663,5 +700,37 @@ fn partner_from_row(r: &sqlx::sqlite::SqliteRow) -> Partner {
         key: r.get(1),
         name: r.get(2),
         commission_bps: r.get::<Option<i64>, _>(3).map(|b| b as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_utc_days_or_milliseconds() {
+        assert_eq!(parse_time("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_time("2026-11-25").unwrap(), 1_795_564_800_000);
+        assert_eq!(parse_time("2000-03-01").unwrap(), 951_868_800_000);
+        assert_eq!(parse_time("1234").unwrap(), 1234);
+        for bad in ["2026-13-01", "yesterday", "2026-11"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_names() {
+        let payout = Payout {
+            id: 1,
+            partner_key: "partner_1".into(),
+            partner_name: "A \"quoted\", name".into(),
+            period: "p".into(),
+            amount_sats: 5,
+            paid: false,
+        };
+        assert_eq!(
+            payouts_csv(&[payout]),
+            "id,partner,name,period,amount_sats\n1,partner_1,\"A \"\"quoted\"\", name\",p,5\n"
+        );
     }
 }

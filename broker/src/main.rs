@@ -60,12 +60,135 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Manage partners (who own sites and are paid their share of the earnings).
+    Partner {
+        #[command(subcommand)]
+        action: PartnerAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Record a period's earnings: what the pool paid, or the PPS estimate.
+    Earnings {
+        #[command(subcommand)]
+        action: EarningsAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// Settle a period: split its earnings among partners by pool-accepted work, minus commission.
+    Settle {
+        #[arg(long)]
+        period: String,
+        /// Minimum payout in satoshis; smaller balances carry over.
+        #[arg(long, default_value_t = 10_000)]
+        threshold: u64,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// List, export (CSV) or mark payouts paid.
+    Payouts {
+        #[command(subcommand)]
+        action: PayoutsAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
+    /// The double-entry books: check them, show balances, reverse an entry.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+        #[command(flatten)]
+        options: ServeOptions,
+    },
     /// Manage the operator's tokens for the admin API (`Authorization: Bearer …`).
     AdminToken {
         #[command(subcommand)]
         action: AdminTokenAction,
         #[command(flatten)]
         options: ServeOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartnerAction {
+    /// Create a partner; prints its key and its dashboard key (shown once, stored hashed).
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// List partners and their commission.
+    List,
+    /// Set a partner's commission in basis points, or `default`.
+    Commission { partner: String, bps: String },
+    /// Set the global default commission in basis points (3000 = 30 %).
+    DefaultCommission { bps: u32 },
+    /// Give a site to a partner.
+    AssignSite {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        partner: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EarningsAction {
+    /// What the pool paid for a period (satoshis).
+    Record {
+        #[arg(long)]
+        period: String,
+        /// First day (YYYY-MM-DD, UTC) or Unix ms.
+        #[arg(long)]
+        from: String,
+        /// Day after the last (YYYY-MM-DD, UTC) or Unix ms.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        sats: u64,
+    },
+    /// The PPS estimate from pool-accepted work: work × reward / (difficulty × 2^32). Labelled an
+    /// estimate (booked as a receivable, not as money received).
+    Estimate {
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Block reward in satoshis (subsidy plus typical fees).
+        #[arg(long)]
+        block_reward: u64,
+        /// Network difficulty (integer, bdiff).
+        #[arg(long)]
+        difficulty: u128,
+    },
+    /// List periods.
+    List,
+}
+
+#[derive(Subcommand)]
+enum PayoutsAction {
+    /// Payouts due (`--all`: paid ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Payouts due as CSV: id,partner,name,period,amount_sats.
+    Export,
+    /// Record that a payout was paid.
+    MarkPaid { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum LedgerAction {
+    /// Prove the books: the entry chain, balanced entries, no negative partner balance, and every
+    /// share of the share log re-verified. Exits non-zero on any problem.
+    Check,
+    /// Account balances in satoshis (debit positive).
+    Balances,
+    /// Correct an entry with a reversing entry.
+    Reverse {
+        entry: i64,
+        #[arg(long)]
+        memo: String,
     },
 }
 
@@ -163,6 +286,79 @@ async fn main() -> Result<()> {
             println!("new signing key: {}", minepass_broker::tokens::rotate(&ledger).await?);
             Ok(())
         }
+        Command::Partner { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            partner(&ledger, action).await
+        }
+        Command::Earnings { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            earnings(&ledger, action).await
+        }
+        Command::Settle { period, threshold, options } => {
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let result = ledger.settle_period(&period, threshold).await?;
+            println!(
+                "period {period}: {} sats; operator commission {} sats",
+                result.earnings, result.commission
+            );
+            for p in &result.partners {
+                println!(
+                    "  partner {}: gross {} commission {} net {} payout {} carried {}",
+                    p.partner, p.gross, p.commission, p.net, p.payout, p.carry
+                );
+            }
+            Ok(())
+        }
+        Command::Payouts { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            match action {
+                PayoutsAction::List { all } => {
+                    for p in ledger.payouts(!all).await? {
+                        let state = if p.paid { "paid" } else { "due" };
+                        println!(
+                            "{}\t{state}\t{}\t{}\t{}\t{}",
+                            p.id, p.partner_key, p.partner_name, p.period, p.amount_sats
+                        );
+                    }
+                }
+                PayoutsAction::Export => {
+                    print!("{}", minepass_broker::books::payouts_csv(&ledger.payouts(true).await?))
+                }
+                PayoutsAction::MarkPaid { id } => {
+                    ledger.mark_paid(id).await?;
+                    println!("payout {id} marked paid");
+                }
+            }
+            Ok(())
+        }
+        Command::Ledger { action, options } => {
+            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            match action {
+                LedgerAction::Check => {
+                    let report = ledger.check().await?;
+                    println!(
+                        "{} entries, {} postings, {} shares ({} forwarded to a pool) checked",
+                        report.entries, report.postings, report.shares, report.pool_submissions
+                    );
+                    if !report.problems.is_empty() {
+                        for problem in &report.problems {
+                            println!("PROBLEM: {problem}");
+                        }
+                        anyhow::bail!("{} problem(s) in the ledger", report.problems.len());
+                    }
+                    println!("ok: every account balances and every share re-verifies");
+                }
+                LedgerAction::Balances => {
+                    for (account, balance) in ledger.balances().await? {
+                        println!("{account}\t{balance}");
+                    }
+                }
+                LedgerAction::Reverse { entry, memo } => {
+                    println!("reversing entry: {}", ledger.reverse_entry(entry, &memo).await?);
+                }
+            }
+            Ok(())
+        }
         Command::AdminToken { action, options } => {
             let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
             match action {
@@ -227,6 +423,59 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     println!("MinePass broker listening on http://{address}/ (ledger in {})", config.data.display());
     let dirs = StaticDirs { www: config.www, pkg: config.pkg };
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
+}
+
+async fn partner(ledger: &Ledger, action: PartnerAction) -> Result<()> {
+    match action {
+        PartnerAction::Add { name } => {
+            let partner = ledger.add_partner(&name).await?;
+            println!("partner key:   {}\ndashboard key: {} (shown once)", partner.key, partner.secret);
+        }
+        PartnerAction::List => {
+            let default = ledger.default_commission().await?;
+            for p in ledger.partners().await? {
+                let bps = p.commission_bps.map_or(format!("{default} (default)"), |b| b.to_string());
+                println!("{}\t{}\tcommission {bps} bps", p.key, p.name);
+            }
+        }
+        PartnerAction::Commission { partner, bps } => {
+            let bps = if bps == "default" {
+                None
+            } else {
+                Some(bps.parse().context("bps is 0-10000 or `default`")?)
+            };
+            ledger.set_partner_commission(&partner, bps).await?;
+        }
+        PartnerAction::DefaultCommission { bps } => ledger.set_default_commission(bps).await?,
+        PartnerAction::AssignSite { site, partner } => ledger.assign_site(&site, &partner).await?,
+    }
+    Ok(())
+}
+
+async fn earnings(ledger: &Ledger, action: EarningsAction) -> Result<()> {
+    use minepass_broker::books::{Source, parse_time};
+    match action {
+        EarningsAction::Record { period, from, to, sats } => {
+            ledger
+                .record_period(&period, parse_time(&from)?, parse_time(&to)?, sats, Source::Recorded)
+                .await?;
+            println!("period {period}: {sats} sats recorded");
+        }
+        EarningsAction::Estimate { period, from, to, block_reward, difficulty } => {
+            let (from, to) = (parse_time(&from)?, parse_time(&to)?);
+            let work: u128 = ledger.pool_work_by_partner(from, to).await?.iter().map(|(_, w)| w).sum();
+            let sats = minepass_broker::settlement::pps_estimate(work, block_reward, difficulty);
+            ledger.record_period(&period, from, to, sats, Source::Estimate).await?;
+            println!("period {period}: ESTIMATE {sats} sats from {work} hashes of pool-accepted work");
+        }
+        EarningsAction::List => {
+            for p in ledger.periods().await? {
+                let settled = if p.settled { "settled" } else { "open" };
+                println!("{}\t{:?}\t{}\t{settled}", p.name, p.source, p.earnings_sats);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The demo site's public key (site keys are public; its secret is random).
