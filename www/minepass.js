@@ -423,6 +423,8 @@
       if (!currentConsent()) {
         const yes = await askConsent();
         emit('consent', { given: yes });
+        // The answer is counted per site for the publisher's consent rate: site key and yes/no only.
+        navigator.sendBeacon?.(new URL('api/v1/consent', base), JSON.stringify({ site: options.site, given: yes }));
         if (!yes) return false;
         const given = now();
         const id = `c-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;

@@ -78,3 +78,13 @@ CREATE TRIGGER shares_no_update BEFORE UPDATE ON shares BEGIN SELECT RAISE(ABORT
 CREATE TRIGGER shares_no_delete BEFORE DELETE ON shares BEGIN SELECT RAISE(ABORT, 'shares are append-only'); END;
 CREATE TRIGGER pool_submissions_no_update BEFORE UPDATE ON pool_submissions BEGIN SELECT RAISE(ABORT, 'pool submissions are append-only'); END;
 CREATE TRIGGER pool_answers_no_update BEFORE UPDATE ON pool_answers BEGIN SELECT RAISE(ABORT, 'pool answers are append-only'); END;
+
+-- The consent dialog's answers, counted per site for the partner dashboard's consent rate. The SDK
+-- sends only the site key and yes/no: no visitor id, no address is stored.
+CREATE TABLE consent_answers (
+    id      INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    given   INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+);
+CREATE INDEX shares_by_site_time ON shares (site_id, created_at);

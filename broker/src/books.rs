@@ -678,6 +678,170 @@ impl Ledger {
     }
 }
 
+/// One time bucket of a dashboard chart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Bucket {
+    /// Unix ms at the start of the bucket.
+    pub start: i64,
+    /// Verified work of browser shares (what unlocks count), expected hashes.
+    pub verified_work: minepass::protocol::Work,
+    /// Pool-accepted work (what earns), expected hashes at the pool's target.
+    pub accepted_work: minepass::protocol::Work,
+    pub shares: u64,
+    /// Distinct browser sessions that submitted a share.
+    pub miners: u64,
+}
+
+/// A partner's money, in satoshis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Statement {
+    /// Net earnings per settled period: (period, source, net).
+    pub settled: Vec<(String, Source, u64)>,
+    /// Owed in total (carried plus due).
+    pub owed: u64,
+    /// Made due by a settlement and not yet paid.
+    pub due: u64,
+    pub paid: u64,
+}
+
+impl Ledger {
+    /// Sites of a partner (`None`: every site).
+    pub async fn site_ids(&self, partner: Option<i64>) -> Result<Vec<i64>> {
+        let rows = sqlx::query_scalar("SELECT id FROM sites WHERE ?1 IS NULL OR partner_id = ?1 ORDER BY id")
+            .bind(partner)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    /// Share activity of `sites` in `buckets` buckets of `bucket_ms` from `since`, and the hash rate
+    /// of one device while it mines: the work of each session's shares after its first, over the
+    /// time from its first share to its last (hashes/s; 0 without a session of two shares).
+    pub async fn activity(
+        &self,
+        sites: &[i64],
+        since: i64,
+        bucket_ms: i64,
+        buckets: usize,
+    ) -> Result<(Vec<Bucket>, u128)> {
+        // Per miner: first and last share time, and the work after the first share.
+        let mut spans: HashMap<String, (i64, i64, u128)> = HashMap::new();
+        let mut out: Vec<Bucket> = (0..buckets)
+            .map(|i| Bucket { start: since + i as i64 * bucket_ms, ..Bucket::default() })
+            .collect();
+        let mut sessions: Vec<std::collections::HashSet<String>> = vec![Default::default(); buckets];
+        for site in sites {
+            let rows = sqlx::query(
+                "SELECT s.created_at, s.session, s.work, CASE WHEN a.outcome = 'accepted' THEN p.pool_work END
+                 FROM shares s LEFT JOIN pool_submissions p ON p.share_id = s.id
+                 LEFT JOIN pool_answers a ON a.share_id = s.id
+                 WHERE s.site_id = ? AND s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at",
+            )
+            .bind(site)
+            .bind(since)
+            .bind(since + bucket_ms * buckets as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let index = ((row.get::<i64, _>(0) - since) / bucket_ms) as usize;
+                let bucket = &mut out[index];
+                bucket.shares += 1;
+                bucket.verified_work.0 += parse_work(row.get(2))?;
+                if let Some(work) = row.get::<Option<String>, _>(3) {
+                    bucket.accepted_work.0 += parse_work(&work)?;
+                }
+                // The session id without its per-connection part: one miner across reconnects.
+                let session: String = row.get(1);
+                let miner = session.split('.').next().unwrap_or_default().to_owned();
+                let at: i64 = row.get(0);
+                let work = parse_work(row.get(2))?;
+                spans
+                    .entry(miner.clone())
+                    .and_modify(|(_, last, after)| {
+                        // Rows come in time order: every share after a miner's first adds its work.
+                        *after += work;
+                        *last = at;
+                    })
+                    .or_insert((at, at, 0));
+                sessions[index].insert(miner);
+            }
+        }
+        for (bucket, miners) in out.iter_mut().zip(sessions) {
+            bucket.miners = miners.len() as u64;
+        }
+        let (work, ms) = spans
+            .values()
+            .filter(|(first, last, _)| last > first)
+            .fold((0u128, 0u128), |(w, t), (first, last, after)| (w + after, t + (last - first) as u128));
+        Ok((out, (work * 1000).checked_div(ms).unwrap_or(0)))
+    }
+
+    /// Records a consent dialog's answer for a site (anonymous); false if the site is unknown.
+    pub async fn record_consent_answer(&self, site_key: &str, given: bool) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO consent_answers (site_id, given, at) SELECT id, ?, ? FROM sites WHERE site_key = ?",
+        )
+        .bind(given)
+        .bind(now_ms())
+        .bind(site_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// (answers, yes) for `sites` since `since`.
+    pub async fn consent_counts(&self, sites: &[i64], since: i64) -> Result<(u64, u64)> {
+        let (mut answers, mut yes) = (0u64, 0u64);
+        for site in sites {
+            let (a, y): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(given), 0) FROM consent_answers WHERE site_id = ? AND at >= ?",
+            )
+            .bind(site)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+            answers += a as u64;
+            yes += y as u64;
+        }
+        Ok((answers, yes))
+    }
+
+    /// A partner's settled earnings per period, and what is owed, due and paid.
+    pub async fn statement(&self, partner: i64) -> Result<Statement> {
+        let account = payable(partner);
+        let rows = sqlx::query(
+            "SELECT pe.name, pe.source, -SUM(p.amount) FROM postings p JOIN entries e ON e.id = p.entry_id
+             JOIN periods pe ON pe.id = e.period_id
+             WHERE p.account = ? AND e.kind IN ('settlement', 'reversal') GROUP BY pe.id ORDER BY pe.starts_at, pe.id",
+        )
+        .bind(&account)
+        .fetch_all(&self.pool)
+        .await?;
+        let settled = rows
+            .iter()
+            .map(|r| {
+                let source =
+                    if r.get::<String, _>(1) == "estimate" { Source::Estimate } else { Source::Recorded };
+                (r.get(0), source, r.get::<i64, _>(2).max(0) as u64)
+            })
+            .collect();
+        let owed: i64 =
+            sqlx::query_scalar("SELECT COALESCE(-SUM(amount), 0) FROM postings WHERE account = ?")
+                .bind(&account)
+                .fetch_one(&self.pool)
+                .await?;
+        let (due, paid): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN paid_entry IS NULL THEN amount_sats END), 0),
+                    COALESCE(SUM(CASE WHEN paid_entry IS NOT NULL THEN amount_sats END), 0)
+             FROM payouts WHERE partner_id = ?",
+        )
+        .bind(partner)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Statement { settled, owed: owed.max(0) as u64, due: due as u64, paid: paid as u64 })
+    }
+}
+
 /// A partner's payable balance not yet made due as a payout: what carries over.
 async fn carried(tx: &mut Transaction<'_, Sqlite>, partner: i64) -> Result<u64> {
     let balance: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(amount), 0) FROM postings WHERE account = ?")

@@ -242,6 +242,23 @@ impl Ledger {
             .await?)
     }
 
+    /// A broker-wide setting, if set.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     /// Creates an admin API token; returns it (only its hash is stored).
     pub async fn add_admin_token(&self, label: &str) -> Result<String> {
         let token = random_token("admin_", 32);

@@ -543,3 +543,107 @@ async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     assert!(matches!(recv(&mut again).await, ServerMessage::Rejected { code: ErrorCode::UnknownJob, .. }));
     assert_eq!(ledger.user_shares(user).await.unwrap().len(), rows.len());
 }
+
+#[tokio::test]
+async fn the_economics_api_refuses_bad_requests_with_their_codes_and_changes_nothing() {
+    let broker = TestBroker::start().await;
+    let token = broker.ledger.add_admin_token("test").await.unwrap();
+    let (status, partner) = broker.admin("POST", "/partners", &token, Some(json!({"name": "Partner"}))).await;
+    assert_eq!(status, 201);
+    let key = partner["key"].as_str().unwrap().to_owned();
+    let dashboard_key = partner["dashboard_key"].as_str().unwrap().to_owned();
+    // Sign-in is by key: the partner's key is not an admin token, a site secret is not a partner key.
+    let (status, _) = broker.admin("GET", "/partners", &dashboard_key, None).await;
+    assert_eq!(status, 401);
+    let now = minepass_broker::ledger::now_ms();
+    let period =
+        json!({"name": "p1", "from": (now - 1000).to_string(), "to": (now + 1000).to_string(), "sats": 1000});
+    let cases: Vec<(&str, String, Value, u16, &str)> = vec![
+        ("POST", "/partners".into(), json!({"name": ""}), 400, "bad_name"),
+        ("PATCH", format!("/partners/{key}"), json!({"commission_bps": 10_001}), 400, "bad_commission"),
+        ("PATCH", "/partners/partner_nope".into(), json!({"commission_bps": 10}), 404, "not_found"),
+        ("PUT", "/commission".into(), json!({"default_bps": 20_000}), 400, "bad_commission"),
+        (
+            "PUT",
+            "/economics".into(),
+            json!({"block_reward_sats": 0, "network_difficulty": "1"}),
+            400,
+            "bad_economics",
+        ),
+        ("PUT", "/sites/site_nope/partner".into(), json!({"partner": key}), 404, "not_found"),
+        (
+            "PUT",
+            format!("/sites/{}/partner", broker.site_key),
+            json!({"partner": "partner_nope"}),
+            404,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/periods".into(),
+            json!({"name": "bad name", "from": "1", "to": "2", "sats": 1}),
+            400,
+            "bad_period_name",
+        ),
+        (
+            "POST",
+            "/periods".into(),
+            json!({"name": "p0", "from": "2026-11-02", "to": "2026-11-01", "sats": 1}),
+            400,
+            "bad_time",
+        ),
+        (
+            "POST",
+            "/periods".into(),
+            json!({"name": "p0", "from": "soon", "to": "2026-11-01", "sats": 1}),
+            400,
+            "bad_time",
+        ),
+        ("POST", "/periods".into(), json!({"name": "p0", "from": "1", "to": "2"}), 400, "economics_not_set"),
+        (
+            "POST",
+            "/periods".into(),
+            json!({"name": "p0", "from": "1", "to": "2", "sats": u64::MAX}),
+            400,
+            "bad_sats",
+        ),
+        ("POST", "/periods/p9/settle".into(), json!({"threshold_sats": 0}), 404, "not_found"),
+        ("POST", "/payouts/99/paid".into(), json!({}), 404, "not_found"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, answer) = broker.admin(method, &path, &token, Some(body.clone())).await;
+        assert_eq!((got, answer["error"].as_str()), (status, Some(code)), "{method} {path} {body}");
+    }
+    let (_, periods) = broker.admin("GET", "/periods", &token, None).await;
+    assert_eq!(periods["periods"], json!([]), "no refused request created a period");
+    let (_, partners) = broker.admin("GET", "/partners", &token, None).await;
+    assert_eq!(partners["partners"][0]["commission_bps"], Value::Null);
+    assert_eq!(partners["default_commission_bps"], 3000);
+
+    // A period settles once; a second period of the same name is refused.
+    assert_eq!(broker.admin("POST", "/periods", &token, Some(period.clone())).await.0, 201);
+    let (status, again) = broker.admin("POST", "/periods", &token, Some(period)).await;
+    assert_eq!((status, again["error"].as_str()), (400, Some("period_exists")));
+    let settle = json!({"threshold_sats": 0});
+    assert_eq!(broker.admin("POST", "/periods/p1/settle", &token, Some(settle.clone())).await.0, 200);
+    let (status, again) = broker.admin("POST", "/periods/p1/settle", &token, Some(settle)).await;
+    assert_eq!((status, again["error"].as_str()), (400, Some("already_settled")));
+    let (_, check) = broker.admin("GET", "/ledger/check", &token, None).await;
+    assert_eq!(check["ok"], true, "{check}");
+
+    // The partner dashboard takes only the partner's key; the consent count takes only known sites.
+    let dashboard = |key: String| {
+        let url = format!("http://{}/api/v1/partner/dashboard", broker.address);
+        async move { reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    assert_eq!(dashboard(token.clone()).await.status(), 401);
+    let answer: Value = dashboard(dashboard_key).await.json().await.unwrap();
+    assert_eq!(answer["partner"]["name"], "Partner");
+    assert_eq!(answer["series"].as_array().unwrap().len(), 96, "a day in quarter hours");
+    let consent = |body: &'static str| {
+        let url = format!("http://{}/api/v1/consent", broker.address);
+        async move { reqwest::Client::new().post(url).body(body).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(consent("nope").await, 400);
+    assert_eq!(consent(r#"{"site": "site_nope", "given": true}"#).await, 404);
+}

@@ -318,8 +318,78 @@ const scenarios = {
   },
 };
 
+/** An admin API call on the harness broker. */
+async function admin(broker, method, path, body) {
+  const response = await fetch(`${broker.url}/api/v1/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${broker.admin}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  const json = await response.json();
+  assert(json.ok, `${method} ${path}: ${JSON.stringify(json)}`);
+  return json;
+}
+
 /** Scenarios that start their own broker (with a pool). */
 const ownBroker = {
+  async 'the partner dashboard and the operator view show a real run, with charts'({ browser }) {
+    const pool = await startPool();
+    const broker = await startBroker({ pools: [pool.url] });
+    try {
+      const partner = await admin(broker, 'POST', '/partners', { name: 'Demo Publisher Ltd' });
+      await admin(broker, 'PUT', '/sites/site_demo/partner', { partner: partner.key });
+      await admin(broker, 'PUT', '/economics', { block_reward_sats: 315_000_000, network_difficulty: '120000000000000' });
+      // A visitor consents and mines until the pool has accepted some shares; another declines.
+      const context = await browser.newContext();
+      const declined = await openPage(context, `${broker.url}/demo/`);
+      await gateButton(declined).click();
+      await (await consentDialog(declined)).getByRole('button', { name: 'No thanks' }).click();
+      const page = await openPage(context, `${broker.url}/demo/`);
+      await gateButton(page).click();
+      await allow(page);
+      await until(() => pool.valid() >= 5, 60_000, 'pool-accepted shares');
+      await until(async () => (await metric(broker, 'minepass_pool_shares_accepted_total')) >= 5, 10_000, 'answers');
+      await page.close();
+      // The operator books a period and settles it: the partner has a payout due.
+      const [from, to] = [Date.now() - 3_600_000, Date.now() + 3_600_000].map(String);
+      await admin(broker, 'POST', '/periods', { name: 'today', from, to, sats: 120_000 });
+      const settled = await admin(broker, 'POST', '/periods/today/settle', { threshold_sats: 1000 });
+      const mine = settled.partners.find((p) => p.partner !== 0);
+      assert(mine.gross === 120_000 && mine.net === 84_000, `all work was the partner's: ${JSON.stringify(settled)}`);
+      assert((await admin(broker, 'GET', '/ledger/check')).problems.length === 0, 'ledger check');
+
+      const dashboard = await openPage(context, `${broker.url}/dashboard/`);
+      await dashboard.fill('#key', partner.dashboard_key);
+      await dashboard.getByRole('button', { name: 'Open the dashboard' }).click();
+      await dashboard.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });
+      const cards = await dashboard.locator('#cards').innerText();
+      assert(cards.includes('50.0 %'), `consent rate of 1 yes in 2 answers: ${cards}`);
+      assert(cards.includes('84,000 sats'), `settled and pending: ${cards}`);
+      for (const chart of ['#chart-rate', '#chart-verified', '#chart-miners']) {
+        const path = dashboard.locator(`${chart} path`);
+        assert((await path.getAttribute('d')).split('L').length > 50, `${chart}: a point per bucket over the day`);
+        assert((await path.evaluate((p) => p.getBBox().height)) > 10, `${chart}: the line rises off the axis`);
+      }
+      assert((await dashboard.locator('#chart-settled rect').count()) === 1, 'one settled period bar');
+      assert((await dashboard.locator('#calc-result').innerText()).includes('per device-hour'), 'the calculator answers');
+      await dashboard.screenshot({ path: `${SCREENSHOTS}/dashboard.png`, fullPage: true });
+
+      const operator = await openPage(context, `${broker.url}/dashboard/`);
+      await operator.evaluate(() => sessionStorage.clear());
+      await operator.fill('#key', broker.admin);
+      await operator.getByRole('button', { name: 'Open the dashboard' }).click();
+      await operator.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });
+      const row = await operator.locator('#partners tbody tr').innerText();
+      assert(row.includes('Demo Publisher Ltd') && row.includes('84,000 sats'), `operator row: ${row}`);
+      await operator.screenshot({ path: `${SCREENSHOTS}/operator.png`, fullPage: true });
+      assert(dashboard.log.errors.length === 0 && operator.log.errors.length === 0, 'page errors');
+      await context.close();
+    } finally {
+      broker.stop();
+      pool.stop();
+    }
+  },
+
   async 'mining for a real Stratum pool: the pool accepts the browser\'s shares, and a pool restart is survived'({
     browser,
   }) {

@@ -24,10 +24,11 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/api/v1/admin/sites", get(list_sites).post(add_site))
         .route("/api/v1/admin/sites/{site}", patch(update_site))
         .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
+        .merge(super::economics::routes())
 }
 
 /// Errors of the JSON APIs: the client learns a stable code, the log gets the detail.
-enum ApiError {
+pub(super) enum ApiError {
     Unauthorized,
     /// The body is not the expected JSON, or a field is out of its range (the code names which).
     BadRequest(&'static str),
@@ -59,7 +60,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -68,7 +69,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 }
 
 /// A JSON body, or `bad_request` (axum's own rejection would answer in plain text).
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value).map_err(|_| ApiError::BadRequest("bad_request"))
 }
 
@@ -95,7 +96,7 @@ async fn verify_token(
 }
 
 /// Admin requests carry `Authorization: Bearer <admin token>` (`minepass-broker admin-token add`).
-async fn authorize_admin(broker: &Broker, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) async fn authorize_admin(broker: &Broker, headers: &HeaderMap) -> Result<(), ApiError> {
     if broker.ledger.is_admin_token(bearer(headers)?).await? { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 

@@ -3,6 +3,7 @@
 //! [`api`].
 
 mod api;
+mod economics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
