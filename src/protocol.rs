@@ -146,6 +146,8 @@ pub enum ServerMessage {
         nonce: String,
         /// Work credited for it.
         work: Work,
+        /// The user's spendable credits at this site after it (expected hashes).
+        credits: Work,
     },
     /// A share was refused; nothing was credited.
     Rejected {
@@ -216,6 +218,7 @@ pub struct Frame {
     pub fatal: Option<bool>,
     pub t: Option<u64>,
     pub reason: Option<String>,
+    pub credits: Option<String>,
 }
 
 /// One entry of `welcome.progress` in a [`Frame`].
@@ -281,6 +284,7 @@ impl TryFrom<Frame> for ServerMessage {
                     .into_iter()
                     .map(|p| progress_of(p.content, p.done, p.required))
                     .collect::<Result<_, _>>()?,
+                credits: need_work(f.credits, "credits")?,
             }),
             "job" => ServerMessage::Job(Job {
                 id: need(f.id, "id")?,
@@ -293,6 +297,7 @@ impl TryFrom<Frame> for ServerMessage {
                 job: need(f.job, "job")?,
                 nonce: need(f.nonce, "nonce")?,
                 work: need_work(f.work, "work")?,
+                credits: need_work(f.credits, "credits")?,
             },
             "rejected" => ServerMessage::Rejected {
                 job: need(f.job, "job")?,
@@ -342,6 +347,8 @@ pub struct Welcome {
     pub share_interval_ms: u64,
     /// Current progress toward every content item of the site.
     pub progress: Vec<Progress>,
+    /// The user's spendable credits at this site (expected hashes of verified work, less spends).
+    pub credits: Work,
 }
 
 /// Where jobs come from.
@@ -573,6 +580,7 @@ mod tests {
                 mode: WorkMode::Pool,
                 share_interval_ms: 4000,
                 progress: vec![progress.clone()],
+                credits: Work(3),
             }),
             ServerMessage::Job(Job {
                 id: "j".into(),
@@ -581,7 +589,12 @@ mod tests {
                 work: Work(7),
                 mode: WorkMode::Gate,
             }),
-            ServerMessage::Accepted { job: "j".into(), nonce: "0000000a".into(), work: Work(7) },
+            ServerMessage::Accepted {
+                job: "j".into(),
+                nonce: "0000000a".into(),
+                work: Work(7),
+                credits: Work(9),
+            },
             ServerMessage::Rejected { job: "j".into(), nonce: "0000000a".into(), code: ErrorCode::StaleJob },
             ServerMessage::Progress(progress),
             ServerMessage::Unlock { content: "a".into(), token: "jwt".into() },

@@ -639,6 +639,7 @@ impl Ledger {
             }
         }
         self.check_shares(&mut report).await?;
+        self.check_credits(&mut report.problems).await?;
         Ok(report)
     }
 

@@ -116,8 +116,9 @@ pub struct PoolTotals {
 /// What committing one share changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credit {
-    /// Credited (as share row `share_id`); progress toward the session's content item if it has one.
-    Credited { share_id: i64, progress: Option<ContentProgress> },
+    /// Credited (as share row `share_id`); progress toward the session's content item if it has one,
+    /// and the user's spendable credits after this batch.
+    Credited { share_id: i64, progress: Option<ContentProgress>, credits: u128 },
     /// The ledger already had this (job, nonce): nothing credited.
     Duplicate,
 }
@@ -176,7 +177,34 @@ impl Ledger {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations").run(&pool).await.context("applying ledger migrations")?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        Ok(Ledger { pool, writer })
+        let ledger = Ledger { pool, writer };
+        ledger.backfill_user_work().await?;
+        Ok(ledger)
+    }
+
+    /// Users from before the rewards migration get their running total from the share log, once.
+    async fn backfill_user_work(&self) -> Result<()> {
+        let missing: Vec<i64> = sqlx::query_scalar(
+            "SELECT u.id FROM users u WHERE NOT EXISTS (SELECT 1 FROM user_work w WHERE w.user_id = u.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for user_id in missing {
+            let works: Vec<String> = sqlx::query_scalar("SELECT work FROM shares WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut earned = 0u128;
+            for work in &works {
+                earned = earned.saturating_add(parse_work(work)?);
+            }
+            sqlx::query("INSERT OR IGNORE INTO user_work (user_id, earned) VALUES (?, ?)")
+                .bind(user_id)
+                .bind(earned.to_string())
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Creates a site with a fresh key and secret.
@@ -356,6 +384,27 @@ impl Ledger {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(|r| Ok((r.get(0), parse_work(r.get(1))?))).collect()
+    }
+
+    /// A site's user's spendable credits (earned − spent); 0 for a user never seen. Read-only.
+    pub async fn credits(&self, site_id: i64, external_id: &str) -> Result<u128> {
+        Ok(self
+            .user_credits(site_id, external_id)
+            .await?
+            .map_or(0, |(_, earned, spent)| earned.saturating_sub(spent)))
+    }
+
+    /// (user id, earned, spent) of a site's user, if the user has ever been credited.
+    pub async fn user_credits(&self, site_id: i64, external_id: &str) -> Result<Option<(i64, u128, u128)>> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT u.id, w.earned, w.spent FROM users u JOIN user_work w ON w.user_id = u.id
+             WHERE u.site_id = ? AND u.external_id = ?",
+        )
+        .bind(site_id)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(id, earned, spent)| Ok((id, parse_work(&earned)?, parse_work(&spent)?))).transpose()
     }
 
     /// A user's shares as (job id, nonce, work), in commit order.
@@ -553,6 +602,16 @@ impl Ledger {
         for (&(user_id, content_id), &work) in &added {
             progress.insert((user_id, content_id), add_progress(&mut tx, user_id, content_id, work).await?);
         }
+        let mut earned: HashMap<i64, u128> = HashMap::new();
+        for (index, share) in batch.iter().enumerate() {
+            if is_new[index] {
+                *earned.entry(user_of(share)).or_default() += share.work;
+            }
+        }
+        let mut credits: HashMap<i64, u128> = HashMap::new();
+        for (&user_id, &work) in &earned {
+            credits.insert(user_id, add_earned(&mut tx, user_id, work).await?);
+        }
         tx.commit().await?;
 
         Ok(batch
@@ -569,7 +628,7 @@ impl Ledger {
                     after.newly_unlocked &= last_of_pair[&pair] == index;
                     after
                 });
-                Credit::Credited { share_id, progress }
+                Credit::Credited { share_id, progress, credits: credits[&user_of(share)] }
             })
             .collect())
     }
@@ -592,6 +651,28 @@ async fn upsert_user(tx: &mut Transaction<'_, Sqlite>, site_id: i64, external_id
         .fetch_one(&mut **tx)
         .await?;
     Ok(row.get(0))
+}
+
+/// Adds `work` to a user's earned credits; returns the spendable balance (earned − spent).
+async fn add_earned(tx: &mut Transaction<'_, Sqlite>, user_id: i64, work: u128) -> Result<u128> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT earned, spent FROM user_work WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (earned, spent) = match row {
+        Some((earned, spent)) => (parse_work(&earned)?, parse_work(&spent)?),
+        None => (0, 0),
+    };
+    let earned = earned.saturating_add(work);
+    sqlx::query(
+        "INSERT INTO user_work (user_id, earned) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET earned = excluded.earned",
+    )
+    .bind(user_id)
+    .bind(earned.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(earned.saturating_sub(spent))
 }
 
 /// Adds `work` to a user's progress toward a content item; reports whether this reached the quota.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
+pub mod rewards;
 pub mod session;
 pub mod settlement;
 pub mod tokens;

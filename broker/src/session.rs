@@ -68,8 +68,8 @@ impl Broker {
         Some(ConnectionSlot { broker: Arc::clone(self), address })
     }
 
-    fn unlock(&self, site: &Site, user: &str, content: &Content, work: u128) -> ServerMessage {
-        let (token, claims) = self.tokens.issue(user, &site.key, &content.key, work);
+    fn unlock(&self, site: &Site, user: &str, content: &Content, work: u128, credits: u128) -> ServerMessage {
+        let (token, claims) = self.tokens.issue(user, &site.key, &content.key, work, credits);
         tracing::info!(site = %site.key, user, content = %content.key, jti = %claims.jti, "content unlocked");
         ServerMessage::Unlock { content: content.key.clone(), token }
     }
@@ -306,6 +306,7 @@ impl Session {
         let hashrate = hello.client.hashrate.unwrap_or(u64::from(hello.client.threads) * 1_000_000);
         let job =
             job_message(work.issue(&self.broker.jobs, self.broker.vardiff.work_for(u128::from(hashrate))));
+        let credits = self.broker.ledger.credits(site.id, &hello.user).await.map_err(internal)?;
         let welcome = Welcome {
             v: PROTOCOL_VERSION,
             session: session.clone(),
@@ -313,6 +314,7 @@ impl Session {
             mode: work.current().map_or(WorkMode::Paused, |j| j.mode),
             share_interval_ms: self.broker.vardiff.interval.as_millis() as u64,
             progress,
+            credits: Work(credits),
         };
         tracing::info!(site = %site.key, user = %hello.user, %session, consent = %consent.id, "session opened");
         let mut messages = vec![ServerMessage::Welcome(welcome), job];
@@ -320,7 +322,7 @@ impl Session {
         if let Some(content) = &content {
             let done = done.iter().find(|(id, _)| *id == content.id).map_or(0, |(_, w)| *w);
             if done >= content.required {
-                messages.push(self.broker.unlock(&site, &hello.user, content, done));
+                messages.push(self.broker.unlock(&site, &hello.user, content, done, credits));
             }
         }
         self.open = Some(Open { site, user: hello.user, content, work });
@@ -402,7 +404,7 @@ impl Session {
                 );
             }
         };
-        let Credit::Credited { share_id, progress } = credit else {
+        let Credit::Credited { share_id, progress, credits } = credit else {
             return rejected(ErrorCode::Duplicate);
         };
         metrics::share_accepted(share.work);
@@ -427,6 +429,7 @@ impl Session {
             job: job_id.to_owned(),
             nonce: nonce.to_owned(),
             work: Work(share.work),
+            credits: Work(credits),
         });
         if let (Some(progress), Some(content)) = (progress, &open.content) {
             replies.messages.push(ServerMessage::Progress(Progress {
@@ -435,7 +438,13 @@ impl Session {
                 required: Work(progress.required),
             }));
             if progress.newly_unlocked {
-                replies.messages.push(self.broker.unlock(&open.site, &open.user, content, progress.done));
+                replies.messages.push(self.broker.unlock(
+                    &open.site,
+                    &open.user,
+                    content,
+                    progress.done,
+                    credits,
+                ));
             }
         }
         if let Some(work) = open.work.record(share.work) {

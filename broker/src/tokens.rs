@@ -40,6 +40,29 @@ pub struct UnlockClaims {
     pub exp: i64,
     /// Unique token id; the verify API accepts each once.
     pub jti: String,
+    /// The user's spendable credits at this site when the token was issued (decimal string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<String>,
+    /// For a token that grants an offer bought with credits: what was bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+/// An offer bought with credits, as the grant token states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub offer: String,
+    pub title: String,
+    /// Credits spent (decimal string).
+    pub price: String,
+    #[serde(flatten)]
+    pub kind: crate::rewards::OfferKind,
+}
+
+fn random_jti() -> String {
+    let mut id = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut id);
+    hex::encode(id)
 }
 
 /// Why a token does not verify. Each has a stable code for the verify API.
@@ -121,7 +144,14 @@ impl Tokens {
     }
 
     /// A signed token for `claims` (its `iss`, `iat`, `exp` and `jti` are set here).
-    pub fn issue(&self, sub: &str, aud: &str, content: &str, work: u128) -> (String, UnlockClaims) {
+    pub fn issue(
+        &self,
+        sub: &str,
+        aud: &str,
+        content: &str,
+        work: u128,
+        credits: u128,
+    ) -> (String, UnlockClaims) {
         let iat = now_ms() / 1000;
         let claims = UnlockClaims {
             iss: self.issuer.clone(),
@@ -131,13 +161,37 @@ impl Tokens {
             work: work.to_string(),
             iat,
             exp: iat + TOKEN_TTL_SECONDS,
-            jti: {
-                let mut id = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut id);
-                hex::encode(id)
-            },
+            jti: random_jti(),
+            credits: Some(credits.to_string()),
+            grant: None,
         };
         (self.sign(&claims), claims)
+    }
+
+    /// The claims of a grant token (an offer bought with credits) before it is signed: its `jti` is
+    /// recorded with the spend, then [`Tokens::sign_claims`] signs it.
+    pub fn grant_claims(&self, sub: &str, aud: &str, grant: Grant) -> UnlockClaims {
+        let iat = now_ms() / 1000;
+        let content = match &grant.kind {
+            crate::rewards::OfferKind::Content { content } => content.clone(),
+            _ => String::new(),
+        };
+        UnlockClaims {
+            iss: self.issuer.clone(),
+            sub: sub.to_owned(),
+            aud: aud.to_owned(),
+            content,
+            work: "0".into(),
+            iat,
+            exp: iat + TOKEN_TTL_SECONDS,
+            jti: random_jti(),
+            credits: None,
+            grant: Some(grant),
+        }
+    }
+
+    pub fn sign_claims(&self, claims: &UnlockClaims) -> String {
+        self.sign(claims)
     }
 
     fn sign(&self, claims: &UnlockClaims) -> String {
@@ -225,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_verifies_for_its_site_and_fails_with_a_distinct_reason_otherwise() {
         let (tokens, _dir) = tokens().await;
-        let (token, claims) = tokens.issue("alice", "site_a", "article", 1 << 20);
+        let (token, claims) = tokens.issue("alice", "site_a", "article", 1 << 20, 7);
         assert_eq!(tokens.verify(&token, "site_a"), Ok(claims.clone()));
         assert_eq!(tokens.verify(&token, "site_b"), Err(TokenError::WrongAudience));
         // Forged: same header and signature, altered claims.
@@ -237,7 +291,7 @@ mod tests {
         assert_eq!(tokens.verify("a.b", "site_a"), Err(TokenError::Malformed));
         assert_eq!(tokens.verify("x.y.z", "site_a"), Err(TokenError::Malformed));
         let (other, _dir2) = self::tokens().await;
-        let (foreign, _) = other.issue("alice", "site_a", "article", 1);
+        let (foreign, _) = other.issue("alice", "site_a", "article", 1, 0);
         assert_eq!(tokens.verify(&foreign, "site_a"), Err(TokenError::UnknownKey));
         assert_eq!(tokens.jwks()["keys"].as_array().unwrap().len(), 1);
         let expired = UnlockClaims { exp: now_ms() / 1000 - 1, ..claims };
@@ -249,12 +303,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
         let before = Tokens::load(&ledger, "iss".into()).await.unwrap();
-        let (old_token, _) = before.issue("u", "s", "c", 1);
+        let (old_token, _) = before.issue("u", "s", "c", 1, 0);
         rotate(&ledger).await.unwrap();
         let after = Tokens::load(&ledger, "iss".into()).await.unwrap();
         assert_eq!(after.jwks()["keys"].as_array().unwrap().len(), 2);
         assert!(after.verify(&old_token, "s").is_ok());
-        let (new_token, _) = after.issue("u", "s", "c", 1);
+        let (new_token, _) = after.issue("u", "s", "c", 1, 0);
         assert_ne!(new_token.split('.').next(), old_token.split('.').next(), "a new kid signs");
     }
 }

@@ -647,3 +647,82 @@ async fn the_economics_api_refuses_bad_requests_with_their_codes_and_changes_not
     assert_eq!(consent("nope").await, 400);
     assert_eq!(consent(r#"{"site": "site_nope", "given": true}"#).await, 404);
 }
+
+#[tokio::test]
+async fn verified_work_becomes_credits_the_publisher_spends_on_offers_for_a_grant_token() {
+    let broker = TestBroker::start().await;
+    let admin = broker.ledger.add_admin_token("test").await.unwrap();
+    let (mut socket, job) = open_session(&broker, "carol").await;
+    let mut position = 0;
+    let mut credits = 0u128;
+    for _ in 0..4 {
+        let (found, next) = mine_from(&job, position);
+        position = next;
+        send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(found)}))
+            .await;
+        let ServerMessage::Accepted { credits: after, work, .. } = recv(&mut socket).await else {
+            panic!("expected accepted")
+        };
+        assert_eq!(after.0, credits + work.0, "every verified share adds its work to the credits");
+        credits = after.0;
+        let _progress = recv(&mut socket).await;
+    }
+    // The operator sets the site's offers; bad ones are refused.
+    let offer_path = format!("/sites/{}/offers/week", broker.site_key);
+    let offer = |body: Value| broker.admin("PUT", &offer_path, &admin, Some(body));
+    for (body, code) in [
+        (json!({"title": "A week", "price": "0", "kind": "subscription", "days": 7}), "bad_price"),
+        (json!({"title": "A week", "price": "10", "kind": "subscription", "days": 0}), "bad_amount"),
+        (json!({"title": "Article", "price": "10", "kind": "content", "content": "nope"}), "unknown_content"),
+        (json!({"title": "A week", "price": "10", "kind": "lifetime"}), "bad_request"),
+    ] {
+        let (status, answer) = offer(body.clone()).await;
+        assert_eq!((status, answer["error"].as_str()), (400, Some(code)), "{body}");
+    }
+    let price = credits / 2 + 1;
+    let (status, _) =
+        offer(json!({"title": "A week", "price": price.to_string(), "kind": "subscription", "days": 7}))
+            .await;
+    assert_eq!(status, 200);
+
+    let publisher = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("http://{}/api/v1/users/carol{path}", broker.address))
+            .bearer_auth(&broker.site_secret);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, balance) = publisher(reqwest::Method::GET, "/credits", None).await;
+    assert_eq!((status, balance["credits"].as_str()), (200, Some(credits.to_string().as_str())));
+    assert_eq!(balance["offers"][0]["days"], 7);
+    let (status, bought) = publisher(reqwest::Method::POST, "/spend", Some(json!({"offer": "week"}))).await;
+    assert_eq!(status, 201, "{bought}");
+    assert_eq!(bought["credits"], (credits - price).to_string());
+    let (status, refused) = publisher(reqwest::Method::POST, "/spend", Some(json!({"offer": "week"}))).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (409, Some("insufficient_credits")),
+        "the second week costs more than is left"
+    );
+    let (status, _) = publisher(reqwest::Method::POST, "/spend", Some(json!({"offer": "month"}))).await;
+    assert_eq!(status, 404);
+    let (_, balance) = publisher(reqwest::Method::GET, "/credits", None).await;
+    assert_eq!(balance["spent"], price.to_string(), "refused spends changed nothing");
+
+    // The grant is a token the publisher verifies once, like an unlock.
+    let (status, verified) =
+        broker.verify_token(&broker.site_secret, bought["token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        verified["claims"]["grant"],
+        json!({"offer": "week", "title": "A week", "price": price.to_string(), "kind": "subscription", "days": 7})
+    );
+    assert_eq!(verified["claims"]["sub"], "carol");
+    let report = broker.ledger.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -148,6 +148,7 @@ fn server_message(text: &str) -> Option<ServerMessage> {
         fatal: f.boolean("fatal"),
         t: f.integer("t"),
         reason: f.string("reason"),
+        credits: f.string("credits"),
     };
     ServerMessage::try_from(frame).ok()
 }

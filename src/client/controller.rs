@@ -28,16 +28,16 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Event {
-    /// The broker opened the session.
-    Open { session: String, mode: WorkMode },
+    /// The broker opened the session; `credits`: the visitor's spendable credits at this site.
+    Open { session: String, mode: WorkMode, credits: Work },
     /// The kind of work changed: `pool` (real mining), `gate` (unlock work only, e.g. while the
     /// broker's pools are down) or `paused` (no work until a pool is back).
     Mode { mode: WorkMode },
     /// Credited work toward the content item, with the measured hash rate and an estimate of the
     /// seconds left at that rate (`null` until a rate is measured).
     Progress { content: String, done: Work, required: Work, hashrate: f64, eta_s: Option<f64> },
-    /// A share was verified and durably credited.
-    Share { work: Work },
+    /// A share was verified and durably credited; `credits`: the visitor's balance after it.
+    Share { work: Work, credits: Work },
     /// A share was refused (a stale job after a retarget is normal; others are worth logging).
     Rejected { code: ErrorCode },
     /// The content's quota is met: the token for the publisher's server.
@@ -127,8 +127,11 @@ impl Controller {
                 self.open = true;
                 self.resume = Some(welcome.resume);
                 self.mode = Some(welcome.mode);
-                let mut commands =
-                    vec![Command::Emit(Event::Open { session: welcome.session, mode: welcome.mode })];
+                let mut commands = vec![Command::Emit(Event::Open {
+                    session: welcome.session,
+                    mode: welcome.mode,
+                    credits: welcome.credits,
+                })];
                 if let Some(mine) = welcome.progress.iter().find(|p| Some(&p.content) == self.content()) {
                     commands.push(self.progress_event(mine.done.0, mine.required.0));
                 }
@@ -146,7 +149,9 @@ impl Controller {
                 commands.extend(self.mode_changed(WorkMode::Paused));
                 commands
             }
-            ServerMessage::Accepted { work, .. } => vec![Command::Emit(Event::Share { work })],
+            ServerMessage::Accepted { work, credits, .. } => {
+                vec![Command::Emit(Event::Share { work, credits })]
+            }
             ServerMessage::Rejected { code, .. } => vec![Command::Emit(Event::Rejected { code })],
             ServerMessage::Progress(progress) if Some(&progress.content) == self.content() => {
                 vec![self.progress_event(progress.done.0, progress.required.0)]
@@ -291,6 +296,7 @@ mod tests {
                 Progress { content: "other".into(), done: Work(5), required: Work(9) },
                 Progress { content: "article".into(), done: Work(done), required: Work(1000) },
             ],
+            credits: Work(42),
         })
     }
 
@@ -365,7 +371,10 @@ mod tests {
         let mut c = controller(Some("article"));
         c.on_connected();
         let commands = c.on_message(welcome("t", 250));
-        assert_eq!(commands[0], Command::Emit(Event::Open { session: "s1".into(), mode: WorkMode::Gate }));
+        assert_eq!(
+            commands[0],
+            Command::Emit(Event::Open { session: "s1".into(), mode: WorkMode::Gate, credits: Work(42) })
+        );
         assert!(matches!(
             &commands[1],
             Command::Emit(Event::Progress { content, done: Work(250), required: Work(1000), eta_s: None, .. })
@@ -409,8 +418,16 @@ mod tests {
     fn shares_unlocks_and_errors_become_events_and_a_fatal_error_shuts_down() {
         let mut c = controller(Some("article"));
         c.on_message(welcome("t", 0));
-        let accepted = ServerMessage::Accepted { job: "j".into(), nonce: "00000001".into(), work: Work(64) };
-        assert_eq!(c.on_message(accepted), vec![Command::Emit(Event::Share { work: Work(64) })]);
+        let accepted = ServerMessage::Accepted {
+            job: "j".into(),
+            nonce: "00000001".into(),
+            work: Work(64),
+            credits: Work(106),
+        };
+        assert_eq!(
+            c.on_message(accepted),
+            vec![Command::Emit(Event::Share { work: Work(64), credits: Work(106) })]
+        );
         let unlock = ServerMessage::Unlock { content: "article".into(), token: "jwt".into() };
         assert_eq!(
             c.on_message(unlock),

@@ -63,6 +63,8 @@ const scenarios = {
     await allow(page);
     await until(async () => (await page.events('progress')).length > 0, 20_000, 'progress');
     await until(async () => (await page.events('share')).length > 0, 20_000, 'an accepted share');
+    const [share] = await page.events('share');
+    assert(BigInt(share.detail.credits) >= BigInt(share.detail.work), `the visitor sees their credits: ${JSON.stringify(share.detail)}`);
     await page.screenshot({ path: `${SCREENSHOTS}/mining.png` });
     const [unlock] = await until(async () => {
       const events = await page.events('unlock');

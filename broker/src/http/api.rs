@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/api/v1/admin/sites/{site}", patch(update_site))
         .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
         .merge(super::economics::routes())
+        .merge(super::rewards::routes())
 }
 
 /// Errors of the JSON APIs: the client learns a stable code, the log gets the detail.

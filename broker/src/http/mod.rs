@@ -4,6 +4,7 @@
 
 mod api;
 mod economics;
+mod rewards;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,163 @@
+//! The consumer-rewards APIs. The operator (admin token) sets a site's offers; the publisher's
+//! server (site secret) reads a user's credits and spends them on an offer, receiving a signed
+//! grant token (the same JWT form as unlock tokens, verifiable once through the verify API).
+//! Spending is the publisher's call, not the browser's: the publisher knows who its user is.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use minepass::protocol::Work;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::{ApiError, authorize_admin, bearer, body};
+use crate::ledger::{Site, is_valid_content_key, is_valid_label};
+use crate::rewards::{OfferKind, SpendError};
+use crate::session::Broker;
+use crate::tokens::Grant;
+
+pub fn routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/api/v1/admin/sites/{site}/offers", get(list_offers))
+        .route("/api/v1/admin/sites/{site}/offers/{offer}", put(put_offer))
+        .route("/api/v1/users/{user}/credits", get(credits))
+        .route("/api/v1/users/{user}/spend", post(spend))
+}
+
+async fn site_of_admin(broker: &Broker, headers: &HeaderMap, key: &str) -> Result<Site, ApiError> {
+    authorize_admin(broker, headers).await?;
+    broker.ledger.site_by_key(key).await?.ok_or(ApiError::NotFound)
+}
+
+async fn list_offers(
+    State(broker): State<Arc<Broker>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let site = site_of_admin(&broker, &headers, &site).await?;
+    Ok(Json(json!({ "ok": true, "offers": broker.ledger.offers(site.id).await? })).into_response())
+}
+
+// No `deny_unknown_fields`: serde cannot combine it with `flatten`; the kind's own fields are checked.
+#[derive(Deserialize)]
+struct PutOfferRequest {
+    title: String,
+    /// Credits (expected hashes), a decimal string.
+    price: Work,
+    #[serde(flatten)]
+    kind: OfferKind,
+}
+
+/// `PUT /api/v1/admin/sites/{site}/offers/{offer}` `{"title", "price", "kind": "content", "content"}`
+/// (or `"kind": "subscription", "days"` or `"kind": "tokens", "tokens"`).
+async fn put_offer(
+    State(broker): State<Arc<Broker>>,
+    Path((site, offer)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Result<Json<PutOfferRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let site = site_of_admin(&broker, &headers, &site).await?;
+    let request = body(request)?;
+    if !is_valid_content_key(&offer) {
+        return Err(ApiError::BadRequest("bad_offer_id"));
+    }
+    if !is_valid_label(&request.title) {
+        return Err(ApiError::BadRequest("bad_title"));
+    }
+    if request.price.0 == 0 {
+        return Err(ApiError::BadRequest("bad_price"));
+    }
+    match &request.kind {
+        OfferKind::Content { content } => {
+            let items = broker.ledger.content(site.id).await?;
+            if !items.iter().any(|c| &c.key == content) {
+                return Err(ApiError::BadRequest("unknown_content"));
+            }
+        }
+        OfferKind::Subscription { days } if *days == 0 || *days > 3660 => {
+            return Err(ApiError::BadRequest("bad_amount"));
+        }
+        OfferKind::Tokens { tokens } if *tokens == 0 || i64::try_from(*tokens).is_err() => {
+            return Err(ApiError::BadRequest("bad_amount"));
+        }
+        _ => {}
+    }
+    broker.ledger.put_offer(site.id, &offer, &request.title, request.price.0, &request.kind).await?;
+    Ok(Json(json!({ "ok": true, "offers": broker.ledger.offers(site.id).await? })).into_response())
+}
+
+async fn site_of_publisher(broker: &Broker, headers: &HeaderMap) -> Result<Site, ApiError> {
+    broker.ledger.site_by_secret(bearer(headers)?).await?.ok_or(ApiError::Unauthorized)
+}
+
+/// `GET /api/v1/users/{user}/credits` (site secret): the user's credits and the site's offers.
+async fn credits(
+    State(broker): State<Arc<Broker>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let site = site_of_publisher(&broker, &headers).await?;
+    let (earned, spent) = broker
+        .ledger
+        .user_credits(site.id, &user)
+        .await?
+        .map_or((0, 0), |(_, earned, spent)| (earned, spent));
+    Ok(Json(json!({
+        "ok": true, "user": user,
+        "credits": Work(earned.saturating_sub(spent)), "earned": Work(earned), "spent": Work(spent),
+        "offers": broker.ledger.offers(site.id).await?,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpendRequest {
+    offer: String,
+}
+
+/// `POST /api/v1/users/{user}/spend {"offer"}` (site secret): spends the offer's price and answers
+/// with a grant token whose `grant` claim states what was bought; or `insufficient_credits` and
+/// nothing spent.
+async fn spend(
+    State(broker): State<Arc<Broker>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    request: Result<Json<SpendRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let site = site_of_publisher(&broker, &headers).await?;
+    let request = body(request)?;
+    let offers = broker.ledger.offers(site.id).await?;
+    let Some(offer) = offers.iter().find(|o| o.key == request.offer) else {
+        return Err(ApiError::NotFound);
+    };
+    let grant = Grant {
+        offer: offer.key.clone(),
+        title: offer.title.clone(),
+        price: offer.price.0.to_string(),
+        kind: offer.kind.clone(),
+    };
+    let claims = broker.tokens.grant_claims(&user, &site.key, grant);
+    match broker.ledger.spend(site.id, &user, &request.offer, &claims.jti).await? {
+        Ok((_, left)) => {
+            let token = broker.tokens.sign_claims(&claims);
+            tracing::info!(site = %site.key, user, offer = %request.offer, "credits spent");
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({ "ok": true, "token": token, "credits": Work(left), "claims": claims })),
+            )
+                .into_response())
+        }
+        Err(SpendError::UnknownOffer) => Err(ApiError::NotFound),
+        Err(SpendError::InsufficientCredits { credits }) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({ "ok": false, "error": "insufficient_credits", "credits": Work(credits) })),
+        )
+            .into_response()),
+    }
+}
