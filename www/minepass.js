@@ -38,6 +38,7 @@
       unavailable: 'Your browser cannot run the computation (WebAssembly is disabled, for example in Lockdown Mode).',
       declined: 'You declined. Nothing runs.',
       bar: (rate) => `Computing for this site${rate ? ` · ${rate}` : ''}`,
+      credits: 'credits',
       idle: 'Computing allowed · not running',
       stop: 'Stop',
       paused: {
@@ -74,6 +75,7 @@
       unavailable: 'Ihr Browser kann die Berechnung nicht ausführen (WebAssembly ist deaktiviert, z. B. im Blockierungsmodus).',
       declined: 'Sie haben abgelehnt. Es läuft nichts.',
       bar: (rate) => `Rechne für diese Seite${rate ? ` · ${rate}` : ''}`,
+      credits: 'Guthaben',
       idle: 'Rechnen erlaubt · läuft nicht',
       stop: 'Stopp',
       paused: {
@@ -279,6 +281,7 @@
 
   // --- The visible stop control, shown whenever consent is active. ---
   let bar = null;
+  let credits = 0n;
   function showBar() {
     if (bar) return;
     const s = t();
@@ -356,6 +359,8 @@
     if (type === 'pause') lastPause = detail.reason;
     if (type === 'start') lastPause = null;
     if (type === 'progress') hashrate = detail.hashrate;
+    // The visitor's credits at this site (one per expected hash of verified work), on the stop bar.
+    if (detail?.credits) credits = BigInt(detail.credits);
     if (type === 'stop') {
       client = null;
       hashrate = 0;
@@ -371,6 +376,7 @@
     const s = t();
     if (!client) bar.label.textContent = s.idle;
     else bar.label.textContent = lastPause ? s.paused[lastPause] || lastPause : s.bar(formatRate(hashrate));
+    if (credits) bar.label.textContent += ` · ${formatRate(Number(credits)).replace(/\s*H\/s/, '')} ${s.credits}`;
   }
 
   // --- The public API. ---
