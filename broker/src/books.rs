@@ -435,6 +435,17 @@ impl Ledger {
         let partners = self.partners().await?;
         let work = self.pool_work_by_partner(period.starts_at, period.ends_at).await?;
         let mut tx = self.writer.begin().await?;
+        // Checked again inside the transaction: two settlements of one period cannot both pass.
+        let settled: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM entries e WHERE e.period_id = ? AND e.kind = 'settlement'
+                            AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses = e.id))",
+        )
+        .bind(period.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if settled {
+            bail!("period {name} is already settled");
+        }
         let mut inputs = Vec::new();
         for (partner, work) in &work {
             let (bps, carried) = if *partner == OPERATOR {
