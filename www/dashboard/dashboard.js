@@ -40,7 +40,8 @@ function svgElement(name, attributes, text) {
 
 /** A line chart of one or more series of [x (ms), y] over the same x values. */
 function lineChart(container, series, { format }) {
-  const width = 600;
+  // Drawn at the container's width, so a wide figure is not a letterboxed small one.
+  const width = Math.max(300, container.clientWidth || 600);
   const height = 180;
   const pad = { left: 64, right: 10, top: 18, bottom: 22 };
   const svg = svgElement('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img' });
@@ -96,6 +97,7 @@ const rates = (data, field) =>
 
 async function showPartner() {
   const data = await api('/api/v1/partner/dashboard?hours=24');
+  $('partner').hidden = false; // shown before drawing: charts take the width they get
   $('who').textContent = `— ${data.partner.name}`;
   const accepted = Number(BigInt(data.accepted_work)) / 86400;
   const lastMiners = data.series.at(-1)?.miners ?? 0;
@@ -120,7 +122,6 @@ async function showPartner() {
     (v) => `${v.toLocaleString('en-US')}`,
   );
   setupCalculator(data);
-  $('partner').hidden = false;
 }
 
 function setupCalculator(data) {
@@ -154,6 +155,7 @@ function setupCalculator(data) {
 
 async function showOperator() {
   const data = await api('/api/v1/admin/overview?hours=24');
+  $('operator').hidden = false;
   $('who').textContent = '— operator';
   const commission = -(data.balances['income:commission'] ?? 0);
   $('operator-cards').replaceChildren(
@@ -186,7 +188,6 @@ async function showOperator() {
     return tr;
   });
   document.querySelector('#partners tbody').replaceChildren(...rows);
-  $('operator').hidden = false;
 }
 
 async function open() {
