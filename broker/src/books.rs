@@ -55,6 +55,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// From its stored form (the schema allows only the two).
+    fn parse(text: &str) -> Source {
+        if text == "estimate" { Source::Estimate } else { Source::Recorded }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Source::Recorded => "recorded",
@@ -136,6 +141,10 @@ pub fn payouts_csv(payouts: &[Payout]) -> String {
     }
     out
 }
+
+/// Whether period `p` has a settlement that was not reversed (an SQL expression).
+const SETTLED: &str = "EXISTS (SELECT 1 FROM entries e WHERE e.period_id = p.id AND e.kind = 'settlement'
+    AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses = e.id))";
 
 fn payable(partner: i64) -> String {
     format!("partner:{partner}:payable")
@@ -284,11 +293,7 @@ impl Ledger {
 
     /// The global default commission in basis points.
     pub async fn default_commission(&self) -> Result<u32> {
-        let value: Option<String> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'commission_bps'")
-                .fetch_optional(&self.pool)
-                .await?;
-        match value {
+        match self.setting("commission_bps").await? {
             Some(text) => text.parse().context("corrupt commission_bps setting"),
             None => Ok(DEFAULT_COMMISSION_BPS),
         }
@@ -298,11 +303,7 @@ impl Ledger {
         if u64::from(bps) > settlement::BPS_DENOMINATOR {
             bail!("commission is 0-10000 basis points");
         }
-        sqlx::query("INSERT INTO settings (name, value) VALUES ('commission_bps', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
-            .bind(bps.to_string())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.set_setting("commission_bps", &bps.to_string()).await
     }
 
     /// Gives a site to a partner (its pool-accepted work then counts for the partner).
@@ -391,12 +392,10 @@ impl Ledger {
     }
 
     pub async fn periods(&self) -> Result<Vec<Period>> {
-        let rows = sqlx::query(
-            "SELECT p.id, p.name, p.starts_at, p.ends_at, p.earnings_sats, p.source,
-                    EXISTS (SELECT 1 FROM entries e WHERE e.period_id = p.id AND e.kind = 'settlement'
-                            AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses = e.id))
-             FROM periods p ORDER BY p.starts_at, p.id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT p.id, p.name, p.starts_at, p.ends_at, p.earnings_sats, p.source, {SETTLED}
+                 FROM periods p ORDER BY p.starts_at, p.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -407,7 +406,7 @@ impl Ledger {
                 starts_at: r.get(2),
                 ends_at: r.get(3),
                 earnings_sats: r.get::<i64, _>(4) as u64,
-                source: if r.get::<String, _>(5) == "estimate" { Source::Estimate } else { Source::Recorded },
+                source: Source::parse(r.get(5)),
                 settled: r.get(6),
             })
             .collect())
@@ -428,21 +427,15 @@ impl Ledger {
         let Some(period) = self.periods().await?.into_iter().find(|p| p.name == name) else {
             bail!("no period named {name}");
         };
-        if period.settled {
-            bail!("period {name} is already settled");
-        }
         let default_bps = self.default_commission().await?;
         let partners = self.partners().await?;
         let work = self.pool_work_by_partner(period.starts_at, period.ends_at).await?;
         let mut tx = self.writer.begin().await?;
-        // Checked again inside the transaction: two settlements of one period cannot both pass.
-        let settled: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM entries e WHERE e.period_id = ? AND e.kind = 'settlement'
-                            AND NOT EXISTS (SELECT 1 FROM entries r WHERE r.reverses = e.id))",
-        )
-        .bind(period.id)
-        .fetch_one(&mut *tx)
-        .await?;
+        // Checked inside the transaction: two settlements of one period cannot both pass.
+        let settled: bool = sqlx::query_scalar(&format!("SELECT {SETTLED} FROM periods p WHERE p.id = ?"))
+            .bind(period.id)
+            .fetch_one(&mut *tx)
+            .await?;
         if settled {
             bail!("period {name} is already settled");
         }
@@ -460,10 +453,9 @@ impl Ledger {
             };
             inputs.push(PartnerInput { partner: *partner, work: *work, commission_bps: bps, carried });
         }
-        // Partners with a carried balance but no work this period may cross the threshold too: no,
-        // their balance did not change; they are paid when they next earn.
-        let result =
-            settlement::settle(period.earnings_sats, &inputs, threshold).map_err(anyhow::Error::msg)?;
+        // A partner without work this period is not in the split: its carried balance did not
+        // change, so it cannot have crossed the threshold; it is paid when it next earns.
+        let result = settlement::settle(period.earnings_sats, &inputs, threshold)?;
         let mut postings = vec![("income:mining".to_owned(), sats(period.earnings_sats)?)];
         let mut commission = sats(result.commission)?;
         for share in &result.partners {
@@ -493,12 +485,22 @@ impl Ledger {
 
     /// Payouts, oldest first (`unpaid_only`: the ones to pay).
     pub async fn payouts(&self, unpaid_only: bool) -> Result<Vec<Payout>> {
+        self.select_payouts(unpaid_only, None).await
+    }
+
+    /// One payout.
+    pub async fn payout(&self, id: i64) -> Result<Option<Payout>> {
+        Ok(self.select_payouts(false, Some(id)).await?.pop())
+    }
+
+    async fn select_payouts(&self, unpaid_only: bool, id: Option<i64>) -> Result<Vec<Payout>> {
         let rows = sqlx::query(
             "SELECT o.id, p.partner_key, p.name, pe.name, o.amount_sats, o.paid_entry IS NOT NULL
              FROM payouts o JOIN partners p ON p.id = o.partner_id JOIN periods pe ON pe.id = o.period_id
-             WHERE NOT ? OR o.paid_entry IS NULL ORDER BY o.id",
+             WHERE (NOT ?1 OR o.paid_entry IS NULL) AND (?2 IS NULL OR o.id = ?2) ORDER BY o.id",
         )
         .bind(unpaid_only)
+        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -717,66 +719,57 @@ pub struct Statement {
 }
 
 impl Ledger {
-    /// Sites of a partner (`None`: every site).
-    pub async fn site_ids(&self, partner: Option<i64>) -> Result<Vec<i64>> {
-        let rows = sqlx::query_scalar("SELECT id FROM sites WHERE ?1 IS NULL OR partner_id = ?1 ORDER BY id")
-            .bind(partner)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows)
-    }
-
-    /// Share activity of `sites` in `buckets` buckets of `bucket_ms` from `since`, and the hash rate
-    /// of one device while it mines: the work of each session's shares after its first, over the
-    /// time from its first share to its last (hashes/s; 0 without a session of two shares).
+    /// Share activity of a partner's sites (`None`: every site) in `buckets` buckets of `bucket_ms`
+    /// from `since`, and the hash rate of one device while it mines: the work of each session's
+    /// shares after its first, over the time from its first share to its last (hashes/s; 0 without a
+    /// session of two shares).
     pub async fn activity(
         &self,
-        sites: &[i64],
+        partner: Option<i64>,
         since: i64,
         bucket_ms: i64,
         buckets: usize,
     ) -> Result<(Vec<Bucket>, u128)> {
-        // Per miner: first and last share time, and the work after the first share.
-        let mut spans: HashMap<String, (i64, i64, u128)> = HashMap::new();
+        let rows = sqlx::query(
+            "SELECT s.created_at, s.session, s.work, CASE WHEN a.outcome = 'accepted' THEN p.pool_work END
+             FROM shares s JOIN sites st ON st.id = s.site_id
+             LEFT JOIN pool_submissions p ON p.share_id = s.id LEFT JOIN pool_answers a ON a.share_id = s.id
+             WHERE (?1 IS NULL OR st.partner_id = ?1) AND s.created_at >= ?2 AND s.created_at < ?3
+             ORDER BY s.created_at",
+        )
+        .bind(partner)
+        .bind(since)
+        .bind(since + bucket_ms * buckets as i64)
+        .fetch_all(&self.pool)
+        .await?;
         let mut out: Vec<Bucket> = (0..buckets)
             .map(|i| Bucket { start: since + i as i64 * bucket_ms, ..Bucket::default() })
             .collect();
         let mut sessions: Vec<std::collections::HashSet<String>> = vec![Default::default(); buckets];
-        for site in sites {
-            let rows = sqlx::query(
-                "SELECT s.created_at, s.session, s.work, CASE WHEN a.outcome = 'accepted' THEN p.pool_work END
-                 FROM shares s LEFT JOIN pool_submissions p ON p.share_id = s.id
-                 LEFT JOIN pool_answers a ON a.share_id = s.id
-                 WHERE s.site_id = ? AND s.created_at >= ? AND s.created_at < ? ORDER BY s.created_at",
-            )
-            .bind(site)
-            .bind(since)
-            .bind(since + bucket_ms * buckets as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            for row in &rows {
-                let index = ((row.get::<i64, _>(0) - since) / bucket_ms) as usize;
-                let bucket = &mut out[index];
-                bucket.shares += 1;
-                bucket.verified_work.0 += parse_work(row.get(2))?;
-                if let Some(work) = row.get::<Option<String>, _>(3) {
-                    bucket.accepted_work.0 += parse_work(&work)?;
-                }
-                // The session id without its per-connection part: one miner across reconnects.
-                let session: String = row.get(1);
-                let miner = session.split('.').next().unwrap_or_default().to_owned();
-                let at: i64 = row.get(0);
-                let work = parse_work(row.get(2))?;
-                spans
-                    .entry(miner.clone())
-                    .and_modify(|(_, last, after)| {
-                        // Rows come in time order: every share after a miner's first adds its work.
-                        *after += work;
-                        *last = at;
-                    })
-                    .or_insert((at, at, 0));
-                sessions[index].insert(miner);
+        // Per miner: first and last share time, and the work after the first share.
+        let mut spans: HashMap<String, (i64, i64, u128)> = HashMap::new();
+        for row in &rows {
+            let at: i64 = row.get(0);
+            let work = parse_work(row.get(2))?;
+            let index = ((at - since) / bucket_ms) as usize;
+            let bucket = &mut out[index];
+            bucket.shares += 1;
+            bucket.verified_work.0 += work;
+            if let Some(pool_work) = row.get::<Option<String>, _>(3) {
+                bucket.accepted_work.0 += parse_work(&pool_work)?;
             }
+            // The session id without its per-connection part: one miner across reconnects.
+            let session: String = row.get(1);
+            let miner = session.split('.').next().unwrap_or_default().to_owned();
+            spans
+                .entry(miner.clone())
+                .and_modify(|(_, last, after)| {
+                    // Rows come in time order: every share after a miner's first adds its work.
+                    *after += work;
+                    *last = at;
+                })
+                .or_insert((at, at, 0));
+            sessions[index].insert(miner);
         }
         for (bucket, miners) in out.iter_mut().zip(sessions) {
             bucket.miners = miners.len() as u64;
@@ -801,21 +794,17 @@ impl Ledger {
         Ok(done.rows_affected() == 1)
     }
 
-    /// (answers, yes) for `sites` since `since`.
-    pub async fn consent_counts(&self, sites: &[i64], since: i64) -> Result<(u64, u64)> {
-        let (mut answers, mut yes) = (0u64, 0u64);
-        for site in sites {
-            let (a, y): (i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(given), 0) FROM consent_answers WHERE site_id = ? AND at >= ?",
-            )
-            .bind(site)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
-            answers += a as u64;
-            yes += y as u64;
-        }
-        Ok((answers, yes))
+    /// (answers, yes) for a partner's sites (`None`: every site) since `since`.
+    pub async fn consent_counts(&self, partner: Option<i64>, since: i64) -> Result<(u64, u64)> {
+        let (answers, yes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(c.given), 0) FROM consent_answers c JOIN sites st ON st.id = c.site_id
+             WHERE (?1 IS NULL OR st.partner_id = ?1) AND c.at >= ?2",
+        )
+        .bind(partner)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((answers as u64, yes as u64))
     }
 
     /// A partner's settled earnings per period, and what is owed, due and paid.
@@ -831,11 +820,7 @@ impl Ledger {
         .await?;
         let settled = rows
             .iter()
-            .map(|r| {
-                let source =
-                    if r.get::<String, _>(1) == "estimate" { Source::Estimate } else { Source::Recorded };
-                (r.get(0), source, r.get::<i64, _>(2).max(0) as u64)
-            })
+            .map(|r| (r.get(0), Source::parse(r.get(1)), r.get::<i64, _>(2).max(0) as u64))
             .collect();
         let owed: i64 =
             sqlx::query_scalar("SELECT COALESCE(-SUM(amount), 0) FROM postings WHERE account = ?")

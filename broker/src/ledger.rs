@@ -505,11 +505,13 @@ impl Ledger {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes a batch of shares in one transaction and returns what each one credited.
+    /// Writes a batch of shares (and pool answers) in one transaction and returns what each share
+    /// credited.
     ///
     /// Set-based, so that a batch costs a handful of statements rather than several per share: one
-    /// multi-row insert of the shares (returning those that were new), one upsert per distinct user
-    /// and one per distinct (user, content) pair.
+    /// multi-row insert each of the answers, the shares (returning those that were new) and their
+    /// pool submissions, then per distinct user an upsert of the user and of their credits, and one
+    /// per distinct (user, content) pair.
     pub async fn commit_shares(&self, batch: &[ShareRecord], answers: &[PoolAnswer]) -> Result<Vec<Credit>> {
         let mut tx = self.writer.begin().await?;
         if !answers.is_empty() {
@@ -568,7 +570,6 @@ impl Ledger {
             .iter()
             .map(|share| new_rows.remove(&(share.job_id.clone(), i64::from(share.nonce))))
             .collect();
-        let is_new: Vec<bool> = ids.iter().map(Option::is_some).collect();
 
         let forwarded: Vec<(i64, &PoolSubmission)> =
             batch.iter().zip(&ids).filter_map(|(share, id)| Some(((*id)?, share.pool.as_ref()?))).collect();
@@ -591,8 +592,13 @@ impl Ledger {
 
         let mut added: HashMap<(i64, i64), u128> = HashMap::new();
         let mut last_of_pair: HashMap<(i64, i64), usize> = HashMap::new();
+        let mut earned: HashMap<i64, u128> = HashMap::new();
         for (index, share) in batch.iter().enumerate() {
-            if let (true, Some(content_id)) = (is_new[index], share.content_id) {
+            if ids[index].is_none() {
+                continue;
+            }
+            *earned.entry(user_of(share)).or_default() += share.work;
+            if let Some(content_id) = share.content_id {
                 let pair = (user_of(share), content_id);
                 *added.entry(pair).or_default() += share.work;
                 last_of_pair.insert(pair, index);
@@ -601,12 +607,6 @@ impl Ledger {
         let mut progress: HashMap<(i64, i64), ContentProgress> = HashMap::new();
         for (&(user_id, content_id), &work) in &added {
             progress.insert((user_id, content_id), add_progress(&mut tx, user_id, content_id, work).await?);
-        }
-        let mut earned: HashMap<i64, u128> = HashMap::new();
-        for (index, share) in batch.iter().enumerate() {
-            if is_new[index] {
-                *earned.entry(user_of(share)).or_default() += share.work;
-            }
         }
         let mut credits: HashMap<i64, u128> = HashMap::new();
         for (&user_id, &work) in &earned {

@@ -264,7 +264,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Site { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             match action {
                 SiteAction::Add { name } => {
                     let site = ledger.add_site(&name).await?;
@@ -282,20 +282,20 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Keys { action: KeysAction::Rotate, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             println!("new signing key: {}", minepass_broker::tokens::rotate(&ledger).await?);
             Ok(())
         }
         Command::Partner { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             partner(&ledger, action).await
         }
         Command::Earnings { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             earnings(&ledger, action).await
         }
         Command::Settle { period, threshold, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             let result = ledger.settle_period(&period, threshold).await?;
             println!(
                 "period {period}: {} sats; operator commission {} sats",
@@ -310,7 +310,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Payouts { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             match action {
                 PayoutsAction::List { all } => {
                     for p in ledger.payouts(!all).await? {
@@ -332,7 +332,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Ledger { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             match action {
                 LedgerAction::Check => {
                     let report = ledger.check().await?;
@@ -360,7 +360,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::AdminToken { action, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             match action {
                 AdminTokenAction::Add { label } => {
                     println!("admin token: {}", ledger.add_admin_token(&label).await?);
@@ -372,7 +372,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Content { action: ContentAction::Add { site, id, title, work }, options } => {
-            let ledger = Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await?;
+            let ledger = open_ledger(options, file).await?;
             ledger.put_content(&site, &id, &title, work).await?;
             println!("content {id} of {site} unlocks at {work} hashes");
             Ok(())
@@ -423,6 +423,11 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     println!("MinePass broker listening on http://{address}/ (ledger in {})", config.data.display());
     let dirs = StaticDirs { www: config.www, pkg: config.pkg };
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
+}
+
+/// The ledger of the data directory `options` and the config file name (administrative commands).
+async fn open_ledger(options: ServeOptions, file: ServeOptions) -> Result<Ledger> {
+    Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await
 }
 
 async fn partner(ledger: &Ledger, action: PartnerAction) -> Result<()> {

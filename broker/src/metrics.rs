@@ -157,11 +157,16 @@ pub fn forward_latency_us(quantiles: &[f64]) -> Vec<u64> {
         .collect()
 }
 
+/// One unlabelled metric in the exposition format.
+fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
 /// The Prometheus exposition text.
 pub fn render() -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        write_metric(&mut out, name, kind, help, value)
     };
     metric(
         "minepass_connections_open",
@@ -205,14 +210,13 @@ pub fn render() -> String {
     for (code, count) in REJECT_CODES.iter().zip(&REJECTED) {
         let _ = writeln!(out, "minepass_shares_rejected_total{{reason=\"{code}\"}} {}", count.load(Relaxed));
     }
-    out.push_str(&render_upstream());
+    render_upstream(&mut out);
     out
 }
 
-fn render_upstream() -> String {
-    let mut out = String::new();
+fn render_upstream(out: &mut String) {
     let mut metric = |name: &str, kind: &str, help: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        write_metric(out, name, kind, help, value)
     };
     metric(
         "minepass_upstream_connections",
@@ -284,7 +288,6 @@ fn render_upstream() -> String {
             count.load(Relaxed)
         );
     }
-    out
 }
 
 /// The operator's summary of a broker's `/metrics` text (what `minepass-broker status` prints).

@@ -32,14 +32,11 @@ pub struct Offer {
     pub kind: OfferKind,
 }
 
-/// Why a spend was refused; nothing changed.
+/// A spend refused because the user has fewer credits than the price; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SpendError {
-    UnknownOffer,
-    /// The user has fewer credits than the price (`credits` they have).
-    InsufficientCredits {
-        credits: u128,
-    },
+pub struct InsufficientCredits {
+    /// The credits the user has.
+    pub credits: u128,
 }
 
 impl Ledger {
@@ -105,18 +102,15 @@ impl Ledger {
             .collect()
     }
 
-    /// Spends a user's credits on an offer, recording the grant token's id; returns the offer and
-    /// the credits left. Atomic with the share committer (both write through the one writer).
+    /// Spends a user's credits on `offer` (one of the site's), recording the grant token's id;
+    /// returns the credits left. Atomic with the share committer (both write through the one writer).
     pub async fn spend(
         &self,
         site_id: i64,
         user: &str,
-        offer_key: &str,
+        offer: &Offer,
         jti: &str,
-    ) -> Result<std::result::Result<(Offer, u128), SpendError>> {
-        let Some(offer) = self.offers(site_id).await?.into_iter().find(|o| o.key == offer_key) else {
-            return Ok(Err(SpendError::UnknownOffer));
-        };
+    ) -> Result<Result<u128, InsufficientCredits>> {
         let mut tx = self.writer.begin().await?;
         let row: Option<(i64, String, String)> = sqlx::query_as(
             "SELECT u.id, w.earned, w.spent FROM users u JOIN user_work w ON w.user_id = u.id
@@ -127,12 +121,12 @@ impl Ledger {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((user_id, earned, spent)) = row else {
-            return Ok(Err(SpendError::InsufficientCredits { credits: 0 }));
+            return Ok(Err(InsufficientCredits { credits: 0 }));
         };
         let (earned, spent) = (parse_work(&earned)?, parse_work(&spent)?);
         let credits = earned.saturating_sub(spent);
         if credits < offer.price.0 {
-            return Ok(Err(SpendError::InsufficientCredits { credits }));
+            return Ok(Err(InsufficientCredits { credits }));
         }
         sqlx::query(
             "INSERT INTO credit_spends (user_id, offer_id, price, jti, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -150,7 +144,7 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Ok((offer.clone(), credits - offer.price.0)))
+        Ok(Ok(credits - offer.price.0))
     }
 
     /// Checks every user's running totals against the share log and the spends.

@@ -162,10 +162,6 @@ impl Replies {
         Replies { messages: vec![message], close: None }
     }
 
-    fn none() -> Replies {
-        Replies::default()
-    }
-
     fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Replies {
         Replies {
             messages: vec![ServerMessage::Error { code, message: message.into(), fatal }],
@@ -353,9 +349,9 @@ impl Session {
     /// Work changed: a session whose job is no longer what the source hands out gets a new one at
     /// once (after a clean job its old jobs are stale), or is told to wait when there is none.
     pub fn on_work_changed(&mut self) -> Replies {
-        let Some(open) = self.open.as_mut() else { return Replies::none() };
+        let Some(open) = self.open.as_mut() else { return Replies::default() };
         if self.broker.jobs.is_fresh(open.work.current()) {
-            return Replies::none();
+            return Replies::default();
         }
         let work = open.work.current().map_or(self.broker.vardiff.min_work, |j| j.work);
         Replies::one(job_message(open.work.issue(&self.broker.jobs, work)))

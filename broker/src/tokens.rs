@@ -169,7 +169,7 @@ impl Tokens {
     }
 
     /// The claims of a grant token (an offer bought with credits) before it is signed: its `jti` is
-    /// recorded with the spend, then [`Tokens::sign_claims`] signs it.
+    /// recorded with the spend, then [`Tokens::sign`] signs it.
     pub fn grant_claims(&self, sub: &str, aud: &str, grant: Grant) -> UnlockClaims {
         let iat = now_ms() / 1000;
         let content = match &grant.kind {
@@ -190,11 +190,8 @@ impl Tokens {
         }
     }
 
-    pub fn sign_claims(&self, claims: &UnlockClaims) -> String {
-        self.sign(claims)
-    }
-
-    fn sign(&self, claims: &UnlockClaims) -> String {
+    /// Signs `claims` with the active key.
+    pub fn sign(&self, claims: &UnlockClaims) -> String {
         let keys = self.keys.read().expect("keys lock");
         let (kid, key) = &keys.active;
         let header = Header { alg: "EdDSA".into(), typ: "JWT".into(), kid: kid.clone() };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use minepass::protocol::{self, ErrorCode, ServerMessage, WorkMode};
+use minepass_broker::ledger::PoolTotals;
 use minepass_broker::work::upstream::{Fallback, PoolConfig, Upstream, UpstreamConfig};
 use minepass_broker::work::{Jobs, Vardiff};
 use serde_json::{Value, json};
@@ -142,6 +143,19 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// The ledger's pool totals once `accepted` pool-accepted answers are recorded (up to 10 s).
+async fn accepted_answers(ledger: &minepass_broker::ledger::Ledger, accepted: u64) -> PoolTotals {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let totals = ledger.pool_totals(None).await.unwrap();
+        if totals.accepted == accepted {
+            return totals;
+        }
+        assert!(Instant::now() < deadline, "pool answers not recorded: {totals:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Mines one share of `job` from `position`, submits it and expects `accepted`; returns the next
 /// position.
 async fn submit_share(socket: &mut Socket, job: &protocol::Job, position: u32) -> u32 {
@@ -197,17 +211,9 @@ async fn browser_sessions_mine_distinct_headers_into_a_real_pool_that_accepts_ev
 
     // Every answer is in the ledger, against its share (and so its session, user and site).
     let ledger = broker.ledger.clone();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let totals = ledger.pool_totals(None).await.unwrap();
-        if totals.accepted == 10 {
-            assert_eq!(totals.submitted, 10);
-            assert!(totals.accepted_work >= 10 * 4096, "pool work is counted at the pool's target");
-            break;
-        }
-        assert!(Instant::now() < deadline, "answers not recorded: {totals:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let totals = accepted_answers(&ledger, 10).await;
+    assert_eq!(totals.submitted, 10);
+    assert!(totals.accepted_work >= 10 * 4096, "pool work is counted at the pool's target");
     let site = ledger.site_by_key(&broker.site_key).await.unwrap().unwrap();
     assert_eq!(ledger.pool_totals(Some(site.id)).await.unwrap().accepted, 10);
     let status = upstream.status();
@@ -296,16 +302,7 @@ async fn killing_the_pool_moves_sessions_to_gate_work_and_its_restart_brings_poo
     assert_eq!(shares[0]["valid"], true);
     // Both pool-accepted shares, the one before the kill included, are in the ledger with their
     // answers; the gate share was not forwarded.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let totals = broker.ledger.pool_totals(None).await.unwrap();
-        if totals.accepted == 2 {
-            assert_eq!(totals.submitted, 2);
-            break;
-        }
-        assert!(Instant::now() < deadline, "pool answers not recorded: {totals:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(accepted_answers(&broker.ledger, 2).await.submitted, 2);
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ const formatWork = (work) => {
   const w = Number(BigInt(work));
   return w >= 1e12 ? `${(w / 1e12).toFixed(2)} T hashes` : w >= 1e9 ? `${(w / 1e9).toFixed(2)} G hashes` : `${(w / 1e6).toFixed(2)} M hashes`;
 };
+/** Net settled earnings over every period of a statement, in sats. */
+const settledTotal = (statement) => statement.settled.reduce((sum, [, , net]) => sum + BigInt(net), 0n);
 const percent = (part, whole) => (whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '—');
 
 function card(label, value, note = '') {
@@ -101,7 +103,7 @@ async function showPartner() {
   $('who').textContent = `— ${data.partner.name}`;
   const accepted = Number(BigInt(data.accepted_work)) / 86400;
   const lastMiners = data.series.at(-1)?.miners ?? 0;
-  const settled = data.statement.settled.reduce((sum, [, , net]) => sum + BigInt(net), 0n);
+  const settled = settledTotal(data.statement);
   const estimate = data.estimate ? formatSats(data.estimate.net_sats) : 'set the economics (operator)';
   $('cards').replaceChildren(
     card('Pool-accepted work, 24 h', formatWork(data.accepted_work), `${formatRate(accepted)} average`),
@@ -168,13 +170,12 @@ async function showOperator() {
   lineChart($('chart-all'), [rates(data.all, 'accepted_work')], { format: formatRate });
   const rows = data.partners.map((p) => {
     const tr = document.createElement('tr');
-    const settled = p.statement.settled.reduce((sum, [, , net]) => sum + BigInt(net), 0n);
     const cells = [
       p.partner.name,
       p.partner.commission_bps === null ? 'default' : `${p.partner.commission_bps / 100} %`,
       formatWork(p.accepted_work),
       percent(p.consent.given, p.consent.answers),
-      formatSats(settled),
+      formatSats(settledTotal(p.statement)),
       formatSats(p.statement.owed),
       formatSats(p.statement.due),
       formatSats(p.statement.paid),

@@ -27,31 +27,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let loadgen = "target/release/examples/loadgen";
     let verify = json_output(Command::new(loadgen).args(["verify", "--seconds", "3"]))?;
 
-    let data = std::path::Path::new("target/bench-broker");
-    let _ = std::fs::remove_dir_all(data);
-    let mut broker = KillOnDrop(
-        Command::new("target/release/minepass-broker")
-            .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "256", "--max-share-work", "256"])
-            .args(["--max-connections-per-address", "1000000"])
-            .arg("--data")
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the broker")?,
-    );
-    let mut lines = BufReader::new(broker.0.stdout.take().expect("piped")).lines();
-    let (mut site, mut address) = (String::new(), String::new());
-    while address.is_empty() {
-        let line = lines.next().context("the broker exited before listening")??;
-        if let Some(key) = line.trim().strip_prefix("site key:") {
-            site = key.trim().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
-            address = rest.split('/').next().unwrap_or_default().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let (broker, site, address) = start_release_broker("target/bench-broker", &[])?;
     let load =
         json_output(
             Command::new(loadgen)
@@ -83,6 +59,36 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("{report}");
     Ok(())
+}
+
+/// The release broker on 127.0.0.1 with a fresh ledger in `data` and tiny shares (256 hashes, so the
+/// load generator's miners find them at once), plus `extra` serve flags. Returns the process, the
+/// demo site's key and the address it listens on; its output is drained in the background.
+pub fn start_release_broker(data: &str, extra: &[&str]) -> Result<(KillOnDrop, String, String)> {
+    let _ = std::fs::remove_dir_all(data);
+    let mut broker = KillOnDrop(
+        Command::new("target/release/minepass-broker")
+            .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "256", "--max-share-work", "256"])
+            .args(["--max-connections-per-address", "1000000", "--data", data])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the broker")?,
+    );
+    let mut lines = BufReader::new(broker.0.stdout.take().expect("piped")).lines();
+    let (mut site, mut address) = (String::new(), String::new());
+    while address.is_empty() {
+        let line = lines.next().context("the broker exited before listening")??;
+        if let Some(key) = line.trim().strip_prefix("site key:") {
+            site = key.trim().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
+            address = rest.split('/').next().unwrap_or_default().to_owned();
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok((broker, site, address))
 }
 
 /// Runs a benchmark helper and parses the JSON line it prints last.

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::bench::KillOnDrop;
-use crate::bench_broker::json_output;
+use crate::bench_broker::{json_output, start_release_broker};
 use crate::setup::{self, cargo, exec};
 
 /// 2^-24: a pool share is worth 2^8 hashes, the size of the benchmark's browser shares.
@@ -50,32 +50,8 @@ pub fn run(args: &[String]) -> Result<()> {
         (port, Some(pool))
     };
 
-    let data = std::path::Path::new("target/bench-upstream");
-    let _ = std::fs::remove_dir_all(data);
-    let mut broker = KillOnDrop(
-        Command::new("target/release/minepass-broker")
-            .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "256", "--max-share-work", "256"])
-            .args(["--max-connections-per-address", "1000000"])
-            .args(["--pool", &format!("stratum+tcp://bench.worker:x@127.0.0.1:{pool_port}")])
-            .arg("--data")
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the broker")?,
-    );
-    let mut lines = BufReader::new(broker.0.stdout.take().expect("piped")).lines();
-    let (mut site, mut address) = (String::new(), String::new());
-    while address.is_empty() {
-        let line = lines.next().context("the broker exited before listening")??;
-        if let Some(key) = line.trim().strip_prefix("site key:") {
-            site = key.trim().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
-            address = rest.split('/').next().unwrap_or_default().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let pool_url = format!("stratum+tcp://bench.worker:x@127.0.0.1:{pool_port}");
+    let (broker, site, address) = start_release_broker("target/bench-upstream", &["--pool", &pool_url])?;
     // Sessions should start on pool work, not the gate fallback.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while metric(&metrics(&address)?, "minepass_upstream_connections") < 1.0 {

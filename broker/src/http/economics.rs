@@ -279,8 +279,7 @@ async fn mark_paid(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize_admin(&broker, &headers).await?;
-    let payout =
-        broker.ledger.payouts(false).await?.into_iter().find(|p| p.id == id).ok_or(ApiError::NotFound)?;
+    let payout = broker.ledger.payout(id).await?.ok_or(ApiError::NotFound)?;
     if payout.paid {
         return Err(ApiError::BadRequest("already_paid"));
     }
@@ -308,21 +307,27 @@ struct WindowQuery {
     hours: Option<u32>,
 }
 
-/// Totals of a set of sites over the last `hours`: work, shares, miners and the consent rate.
-async fn activity(broker: &Broker, sites: &[i64], hours: u32) -> Result<serde_json::Value, ApiError> {
+/// Totals of a partner's sites (`None`: every site) over the last `hours`: work, shares, miners and
+/// the consent rate, and the pool-accepted work as a number.
+async fn activity(
+    broker: &Broker,
+    partner: Option<i64>,
+    hours: u32,
+) -> Result<(serde_json::Value, u128), ApiError> {
     let hours = hours.clamp(1, 720);
     let bucket_ms = if hours <= 48 { HOUR_MS / 4 } else { HOUR_MS * 6 };
     let buckets = (i64::from(hours) * HOUR_MS / bucket_ms) as usize;
     let since = (now_ms() / bucket_ms + 1) * bucket_ms - buckets as i64 * bucket_ms;
-    let (series, device_rate) = broker.ledger.activity(sites, since, bucket_ms, buckets).await?;
+    let (series, device_rate) = broker.ledger.activity(partner, since, bucket_ms, buckets).await?;
     let accepted: u128 = series.iter().map(|b| b.accepted_work.0).sum();
     let verified: u128 = series.iter().map(|b| b.verified_work.0).sum();
-    let (answers, yes) = broker.ledger.consent_counts(sites, since).await?;
-    Ok(json!({
+    let (answers, yes) = broker.ledger.consent_counts(partner, since).await?;
+    let json = json!({
         "bucket_ms": bucket_ms, "series": series, "device_hashrate": Work(device_rate),
         "accepted_work": Work(accepted), "verified_work": Work(verified),
         "consent": { "answers": answers, "given": yes },
-    }))
+    });
+    Ok((json, accepted))
 }
 
 /// `GET /api/v1/partner/dashboard?hours=24` with `Authorization: Bearer <dashboard key>`.
@@ -332,19 +337,17 @@ async fn partner_dashboard(
     Query(query): Query<WindowQuery>,
 ) -> Result<Response, ApiError> {
     let partner = broker.ledger.partner_by_secret(bearer(&headers)?).await?.ok_or(ApiError::Unauthorized)?;
-    let sites = broker.ledger.site_ids(Some(partner.id)).await?;
-    let mut activity = activity(&broker, &sites, query.hours.unwrap_or(24)).await?;
+    let (mut activity, accepted) = activity(&broker, Some(partner.id), query.hours.unwrap_or(24)).await?;
     let commission = partner.commission_bps.unwrap_or(broker.ledger.default_commission().await?);
     let economics = economics_settings(&broker).await?;
     // The PPS estimate of the window's pool-accepted work, before and after commission.
     let estimate = economics.as_ref().map(|e| {
-        let accepted = activity["accepted_work"].as_str().and_then(|w| w.parse().ok()).unwrap_or(0u128);
         let gross = settlement::pps_estimate(accepted, e.block_reward_sats, e.network_difficulty.0);
         let net = gross - gross * u64::from(commission) / settlement::BPS_DENOMINATOR;
         json!({ "gross_sats": gross, "net_sats": net })
     });
     activity["ok"] = json!(true);
-    activity["partner"] = json!({ "key": partner.key, "name": partner.name, "commission_bps": commission, "sites": sites.len() });
+    activity["partner"] = json!({ "key": partner.key, "name": partner.name, "commission_bps": commission });
     activity["statement"] = json!(broker.ledger.statement(partner.id).await?);
     activity["estimate"] = json!(estimate);
     activity["economics"] = json!(economics);
@@ -361,14 +364,13 @@ async fn overview(
     let hours = query.hours.unwrap_or(24);
     let mut partners = Vec::new();
     for partner in broker.ledger.partners().await? {
-        let sites = broker.ledger.site_ids(Some(partner.id)).await?;
-        let mut row = activity(&broker, &sites, hours).await?;
+        let (mut row, _) = activity(&broker, Some(partner.id), hours).await?;
         row.as_object_mut().expect("object").remove("series");
         row["partner"] = json!(partner);
         row["statement"] = json!(broker.ledger.statement(partner.id).await?);
         partners.push(row);
     }
-    let everything = activity(&broker, &broker.ledger.site_ids(None).await?, hours).await?;
+    let (everything, _) = activity(&broker, None, hours).await?;
     let balances: serde_json::Map<String, serde_json::Value> =
         broker.ledger.balances().await?.into_iter().map(|(a, b)| (a, json!(b))).collect();
     Ok(Json(json!({ "ok": true, "all": everything, "partners": partners, "balances": balances }))

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::api::{ApiError, authorize_admin, bearer, body};
 use crate::ledger::{Site, is_valid_content_key, is_valid_label};
-use crate::rewards::{OfferKind, SpendError};
+use crate::rewards::{InsufficientCredits, OfferKind};
 use crate::session::Broker;
 use crate::tokens::Grant;
 
@@ -143,9 +143,9 @@ async fn spend(
         kind: offer.kind.clone(),
     };
     let claims = broker.tokens.grant_claims(&user, &site.key, grant);
-    match broker.ledger.spend(site.id, &user, &request.offer, &claims.jti).await? {
-        Ok((_, left)) => {
-            let token = broker.tokens.sign_claims(&claims);
+    match broker.ledger.spend(site.id, &user, offer, &claims.jti).await? {
+        Ok(left) => {
+            let token = broker.tokens.sign(&claims);
             tracing::info!(site = %site.key, user, offer = %request.offer, "credits spent");
             Ok((
                 StatusCode::CREATED,
@@ -153,8 +153,7 @@ async fn spend(
             )
                 .into_response())
         }
-        Err(SpendError::UnknownOffer) => Err(ApiError::NotFound),
-        Err(SpendError::InsufficientCredits { credits }) => Ok((
+        Err(InsufficientCredits { credits }) => Ok((
             StatusCode::CONFLICT,
             Json(json!({ "ok": false, "error": "insufficient_credits", "credits": Work(credits) })),
         )

@@ -65,7 +65,7 @@ impl Default for GateJobs {
 /// Where sessions get headers.
 pub struct Jobs {
     gate: GateJobs,
-    upstream: Option<(Arc<Upstream>, Fallback)>,
+    upstream: Option<Arc<Upstream>>,
     /// Never changes in gate mode; kept so every session can wait on one channel either way.
     idle: watch::Sender<u64>,
 }
@@ -86,8 +86,7 @@ impl Jobs {
 
     /// Pool work from `upstream`, and its configured fallback while it has none.
     pub fn pool(upstream: Arc<Upstream>) -> Jobs {
-        let fallback = upstream.config().fallback;
-        Jobs { gate: GateJobs::new(), upstream: Some((upstream, fallback)), idle: watch::channel(0).0 }
+        Jobs { gate: GateJobs::new(), upstream: Some(upstream), idle: watch::channel(0).0 }
     }
 
     /// The address of upstream pool `index`, for the ledger.
@@ -96,14 +95,14 @@ impl Jobs {
     }
 
     pub fn upstream(&self) -> Option<&Arc<Upstream>> {
-        self.upstream.as_ref().map(|(u, _)| u)
+        self.upstream.as_ref()
     }
 
     /// The mode a new session would get now.
     pub fn mode(&self) -> WorkMode {
         match &self.upstream {
-            Some((upstream, _)) if upstream.has_work() => WorkMode::Pool,
-            Some((_, Fallback::Pause)) => WorkMode::Paused,
+            Some(upstream) if upstream.has_work() => WorkMode::Pool,
+            Some(upstream) if upstream.config().fallback == Fallback::Pause => WorkMode::Paused,
             _ => WorkMode::Gate,
         }
     }
@@ -111,19 +110,19 @@ impl Jobs {
     /// Ticks whenever sessions may need new work (a new upstream job, a pool down or back).
     pub fn changes(&self) -> watch::Receiver<u64> {
         match &self.upstream {
-            Some((upstream, _)) => upstream.changes(),
+            Some(upstream) => upstream.changes(),
             None => self.idle.subscribe(),
         }
     }
 
     /// A header for `session`; `None` when there is no work (pools down, fallback `pause`).
     pub fn template(&self, session: &str, lease: &mut Option<Lease>) -> Option<Template> {
-        if let Some((upstream, fallback)) = &self.upstream {
+        if let Some(upstream) = &self.upstream {
+            // Without work, `work` has given back the lease too.
             if let Some((pool, header)) = upstream.work(lease) {
                 return Some(Template { header, mode: WorkMode::Pool, pool: Some(pool) });
             }
-            *lease = None;
-            if *fallback == Fallback::Pause {
+            if upstream.config().fallback == Fallback::Pause {
                 return None;
             }
         }
@@ -134,7 +133,7 @@ impl Jobs {
     /// connection closes or a clean job replaces it).
     fn is_live(&self, job: &IssuedJob) -> bool {
         match (&job.pool, &self.upstream) {
-            (Some(pool), Some((upstream, _))) => upstream.is_live(&pool.job),
+            (Some(pool), Some(upstream)) => upstream.is_live(&pool.job),
             _ => true,
         }
     }
@@ -144,8 +143,8 @@ impl Jobs {
     pub fn is_fresh(&self, job: Option<&IssuedJob>) -> bool {
         let Some(job) = job else { return self.mode() == WorkMode::Paused };
         match (&job.pool, &self.upstream) {
-            (Some(pool), Some((upstream, _))) => upstream.is_newest(&pool.job),
-            (None, Some((upstream, _))) => !upstream.has_work(),
+            (Some(pool), Some(upstream)) => upstream.is_newest(&pool.job),
+            (None, Some(upstream)) => !upstream.has_work(),
             (_, None) => true,
         }
     }

@@ -256,11 +256,9 @@ impl Incoming {
     }
 }
 
-/// A request line (newline included).
+/// A request line (the connection's line codec adds the newline).
 pub fn request(id: u64, method: &str, params: Value) -> String {
-    let mut line = json!({ "id": id, "method": method, "params": params }).to_string();
-    line.push('\n');
-    line
+    json!({ "id": id, "method": method, "params": params }).to_string()
 }
 
 /// The `mining.subscribe` result: `[[subscriptions…], extranonce1, extranonce2_size]`.
@@ -478,7 +476,7 @@ mod tests {
         assert_eq!(format_u32_be(0x10572b0f), "10572b0f");
         assert_eq!(
             request(3, "mining.authorize", json!(["u", "p"])),
-            "{\"id\":3,\"method\":\"mining.authorize\",\"params\":[\"u\",\"p\"]}\n"
+            "{\"id\":3,\"method\":\"mining.authorize\",\"params\":[\"u\",\"p\"]}"
         );
     }
 }

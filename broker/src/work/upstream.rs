@@ -214,7 +214,7 @@ struct State {
 }
 
 /// Operator-facing facts about one connection.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct ConnectionStatus {
     pub id: u64,
     pub pool: String,
@@ -544,8 +544,7 @@ const ID_AUTHORIZE: u64 = 4;
 type Lines = Framed<TcpStream, LinesCodec>;
 
 async fn send(lines: &mut Lines, id: u64, method: &str, params: Value) -> Result<()> {
-    let line = stratum::request(id, method, params);
-    lines.send(line.trim_end()).await.context("writing to the pool")
+    lines.send(stratum::request(id, method, params)).await.context("writing to the pool")
 }
 
 async fn next_line(lines: &mut Lines) -> Result<String> {
@@ -711,8 +710,7 @@ async fn connect(upstream: &Arc<Upstream>, index: usize) -> Result<String> {
                 let request = next_id;
                 next_id += 1;
                 let params = json!([pool.user, submit.job_id, submit.extranonce2, submit.ntime, submit.nonce]);
-                let line = stratum::request(request, "mining.submit", params);
-                if lines.send(line.trim_end()).await.is_err() {
+                if send(&mut lines, request, "mining.submit", params).await.is_err() {
                     let _ = submit.reply.send(Answer::Unanswered { reason: "writing to the pool failed".into() });
                     break "writing to the pool failed".to_owned();
                 }
