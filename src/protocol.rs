@@ -78,8 +78,18 @@ pub struct Hello {
     pub v: u32,
     /// The publisher's public site key.
     pub site: String,
-    /// The publisher's id for this visitor (1-128 printable characters).
-    pub user: String,
+    /// Who is mining: a publisher-vouched id (with `user_proof`), a broker-issued anonymous id
+    /// (`anon_…`, with `user_secret`), or absent for a new anonymous visitor, whose id and secret
+    /// then come in `welcome`. 1-128 bytes of UTF-8, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The publisher's proof for `user`: `<exp>.<hex HMAC-SHA256(site secret, message)>`
+    /// (docs/PROTOCOL.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_proof: Option<String>,
+    /// The secret the broker issued with an anonymous `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_secret: Option<String>,
     /// The consent record the SDK holds; without one the broker hands out no work.
     pub consent: Consent,
     /// The content item this visitor is unlocking (`<minepass-gate content="…">`), if any: shares of
@@ -160,12 +170,16 @@ pub enum ServerMessage {
     },
     /// Credited work toward one content item's quota.
     Progress(Progress),
-    /// A quota was met: a signed token the publisher verifies.
+    /// A quota was met: a signed token the publisher verifies and, for sealed content, the keys
+    /// that open it.
     Unlock {
         /// The content item.
         content: String,
         /// The unlock token (a JWT, EdDSA).
         token: String,
+        /// For a sealed item: the AES-256-GCM key of every live version of its ciphertext.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        keys: Vec<ContentKey>,
     },
     /// A protocol error. `fatal` errors are followed by the broker closing the connection.
     Error {
@@ -219,6 +233,17 @@ pub struct Frame {
     pub t: Option<u64>,
     pub reason: Option<String>,
     pub credits: Option<String>,
+    pub user: Option<String>,
+    pub user_secret: Option<String>,
+    pub keys: Option<Vec<FrameKey>>,
+}
+
+/// One entry of `unlock.keys` in a [`Frame`].
+#[derive(Debug, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct FrameKey {
+    pub version: Option<u32>,
+    pub key: Option<String>,
 }
 
 /// One entry of `welcome.progress` in a [`Frame`].
@@ -285,6 +310,8 @@ impl TryFrom<Frame> for ServerMessage {
                     .map(|p| progress_of(p.content, p.done, p.required))
                     .collect::<Result<_, _>>()?,
                 credits: need_work(f.credits, "credits")?,
+                user: need(f.user, "user")?,
+                user_secret: f.user_secret,
             }),
             "job" => ServerMessage::Job(Job {
                 id: need(f.id, "id")?,
@@ -305,9 +332,18 @@ impl TryFrom<Frame> for ServerMessage {
                 code: need_code(f.code)?,
             },
             "progress" => ServerMessage::Progress(progress_of(f.content, f.done, f.required)?),
-            "unlock" => {
-                ServerMessage::Unlock { content: need(f.content, "content")?, token: need(f.token, "token")? }
-            }
+            "unlock" => ServerMessage::Unlock {
+                content: need(f.content, "content")?,
+                token: need(f.token, "token")?,
+                keys: f
+                    .keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| {
+                        Ok(ContentKey { version: need(k.version, "version")?, key: need(k.key, "key")? })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
             "error" => ServerMessage::Error {
                 code: need_code(f.code)?,
                 message: need(f.message, "message")?,
@@ -349,6 +385,22 @@ pub struct Welcome {
     pub progress: Vec<Progress>,
     /// The user's spendable credits at this site (expected hashes of verified work, less spends).
     pub credits: Work,
+    /// The user id the session runs as.
+    pub user: String,
+    /// Set only when the broker has just issued an anonymous identity: the secret to keep and send as
+    /// `hello.user_secret` with `user` from now on. Sent once; the broker keeps no copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_secret: Option<String>,
+}
+
+/// The key of one version of a sealed content item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentKey {
+    /// The seal version (the second field of the sealed string `mp1.<version>.<iv>.<ciphertext>`).
+    pub version: u32,
+    /// The 32-byte AES-256-GCM key, base64url without padding.
+    pub key: String,
 }
 
 /// Where jobs come from.
@@ -425,8 +477,12 @@ pub enum ErrorCode {
     UnknownSite,
     /// The site exists but is disabled.
     SiteDisabled,
-    /// The consent record is missing, malformed or expired.
+    /// The consent record is missing, malformed, expired, dated in the future or longer-lived than
+    /// the site allows.
     ConsentRequired,
+    /// The hello's user id is not proven: a publisher-vouched id without a valid proof, or an
+    /// anonymous id without its secret.
+    BadUserProof,
     /// A message other than `hello` or `ping` arrived before `hello`.
     HelloRequired,
     /// A second `hello` on an open session.
@@ -451,7 +507,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadJson,
         ErrorCode::BinaryFrame,
         ErrorCode::FrameTooLarge,
@@ -461,6 +517,7 @@ impl ErrorCode {
         ErrorCode::UnknownSite,
         ErrorCode::SiteDisabled,
         ErrorCode::ConsentRequired,
+        ErrorCode::BadUserProof,
         ErrorCode::HelloRequired,
         ErrorCode::AlreadyHello,
         ErrorCode::BadNonce,
@@ -490,6 +547,7 @@ impl ErrorCode {
             ErrorCode::UnknownSite => "unknown_site",
             ErrorCode::SiteDisabled => "site_disabled",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::BadUserProof => "bad_user_proof",
             ErrorCode::HelloRequired => "hello_required",
             ErrorCode::AlreadyHello => "already_hello",
             ErrorCode::BadNonce => "bad_nonce",
@@ -510,7 +568,7 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// Parses a `submit.nonce`: exactly 8 hex digits.
+/// Parses a `submit.nonce`: exactly 8 hex digits, of either case.
 pub fn parse_nonce(text: &str) -> Result<u32, ErrorCode> {
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ErrorCode::BadNonce);
@@ -581,6 +639,8 @@ mod tests {
                 share_interval_ms: 4000,
                 progress: vec![progress.clone()],
                 credits: Work(3),
+                user: "anon_0123".into(),
+                user_secret: Some("usec_1".into()),
             }),
             ServerMessage::Job(Job {
                 id: "j".into(),
@@ -597,7 +657,11 @@ mod tests {
             },
             ServerMessage::Rejected { job: "j".into(), nonce: "0000000a".into(), code: ErrorCode::StaleJob },
             ServerMessage::Progress(progress),
-            ServerMessage::Unlock { content: "a".into(), token: "jwt".into() },
+            ServerMessage::Unlock {
+                content: "a".into(),
+                token: "jwt".into(),
+                keys: vec![ContentKey { version: 2, key: "k".into() }],
+            },
             ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false },
             ServerMessage::Pong { t: 9 },
             ServerMessage::Wait { reason: "upstream_unavailable".into() },
@@ -639,6 +703,8 @@ mod tests {
     fn nonces_are_exactly_eight_hex_digits() {
         assert_eq!(parse_nonce("7c2bac1d"), Ok(0x7c2b_ac1d));
         assert_eq!(parse_nonce(&format_nonce(0x0000_00ff)), Ok(0xff));
+        // Either case is accepted (docs/PROTOCOL.md); the value, not the text, identifies a share.
+        assert_eq!(parse_nonce("7C2BAC1D"), parse_nonce("7c2bac1d"));
         for bad in ["", "7c2bac1", "7c2bac1d0", "+c2bac1d", "7c2bac1g", " 7c2bac1"] {
             assert_eq!(parse_nonce(bad), Err(ErrorCode::BadNonce), "{bad:?}");
         }

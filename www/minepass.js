@@ -35,6 +35,7 @@
       mining: 'Computing…',
       eta: (s) => `about ${s} left`,
       unlocked: 'Unlocked. Thank you!',
+      sealedFailed: 'The unlocked part could not be opened here. Reload the page to try again.',
       unavailable: 'Your browser cannot run the computation (WebAssembly is disabled, for example in Lockdown Mode).',
       declined: 'You declined. Nothing runs.',
       bar: (rate) => `Computing for this site${rate ? ` · ${rate}` : ''}`,
@@ -72,6 +73,7 @@
       mining: 'Rechne…',
       eta: (s) => `noch etwa ${s}`,
       unlocked: 'Freigeschaltet. Danke!',
+      sealedFailed: 'Der freigeschaltete Teil konnte hier nicht geöffnet werden. Laden Sie die Seite neu.',
       unavailable: 'Ihr Browser kann die Berechnung nicht ausführen (WebAssembly ist deaktiviert, z. B. im Blockierungsmodus).',
       declined: 'Sie haben abgelehnt. Es läuft nichts.',
       bar: (rate) => `Rechne für diese Seite${rate ? ` · ${rate}` : ''}`,
@@ -117,7 +119,9 @@
   // --- State. ---
   const options = {
     site: data.site || '',
+    // A publisher-vouched user: the publisher's id and the proof its server minted (docs/SDK.md).
     user: data.user || '',
+    userProof: data.userProof || '',
     name: data.name || location.hostname,
     reward: data.reward || '',
     threads: data.threads ? Number(data.threads) : undefined,
@@ -177,14 +181,16 @@
     return record && typeof record.expires_at === 'number' && record.expires_at > now() ? record : null;
   }
 
-  function userId() {
-    if (options.user) return options.user;
-    let id = storage.get('user');
-    if (typeof id !== 'string') {
-      id = `anon-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
-      storage.set('user', id);
+  // Who mines: the publisher's vouched user, else the anonymous identity the broker issued on a
+  // first visit ({user, secret}, kept here: the broker stores no copy), else nobody yet (the broker
+  // issues one in its welcome).
+  function identity() {
+    if (options.user) return { user: options.user, userProof: options.userProof };
+    const kept = storage.get('identity');
+    if (kept && typeof kept.user === 'string' && typeof kept.secret === 'string') {
+      return { user: kept.user, userSecret: kept.secret };
     }
-    return id;
+    return {};
   }
 
   const cores = () => navigator.hardwareConcurrency || 1;
@@ -341,7 +347,7 @@
       workerUrl: workerUrl(),
       build,
       site: options.site,
-      user: userId(),
+      ...identity(),
       content: options.content ?? firstGateContent(),
       consent,
       throttle: options.throttle,
@@ -356,6 +362,13 @@
   }
 
   function onClientEvent(type, detail) {
+    if (type === 'identity') {
+      storage.set('identity', { user: detail.user, secret: detail.secret });
+      detail = { user: detail.user }; // the secret stays with the SDK
+    }
+    // The broker no longer accepts the kept anonymous identity: the next start begins a new one.
+    if (type === 'error' && detail.code === 'bad_user_proof' && !options.user) storage.remove('identity');
+    if (type === 'unlock') detail = unlockDetail(detail);
     if (type === 'pause') lastPause = detail.reason;
     if (type === 'start') lastPause = null;
     if (type === 'progress') hashrate = detail.hashrate;
@@ -369,6 +382,52 @@
     emit(type, detail || {});
     // Every gate on the page is open: nothing left to compute for.
     if (type === 'unlock' && gatesExist() && firstGateContent() === undefined) MinePass.stop();
+  }
+
+  // --- Sealed content: the gated HTML is ciphertext until the unlock brings its keys. ---
+  // Keys stay in this closure: page listeners get the unlock without them.
+  const sealedKeys = new Map();
+  function unlockDetail(detail) {
+    const { keys, ...rest } = detail;
+    if (keys?.length) sealedKeys.set(detail.content, keys);
+    return { ...rest, sealed: Boolean(keys?.length) };
+  }
+  const base64url = (text) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+  // The ciphertext embedded by the publisher (`sealed="…"` or a `<template data-minepass-sealed>`),
+  // else the newest version from the broker (fetched only now, after the unlock).
+  async function sealedText(gate, content) {
+    const embedded = gate.getAttribute('sealed') || gate.querySelector(':scope > template[data-minepass-sealed]')?.content.textContent;
+    if (embedded?.trim()) return embedded.trim();
+    const url = new URL(`api/v1/sealed/${encodeURIComponent(options.site)}/${encodeURIComponent(content)}`, base);
+    const response = await fetch(url, { credentials: 'omit' });
+    if (!response.ok) throw new Error(`sealed content: HTTP ${response.status}`);
+    return (await response.json()).sealed;
+  }
+  async function openSealed(gate, content, keys) {
+    const [tag, version, iv, ciphertext, extra] = String(await sealedText(gate, content)).split('.');
+    if (tag !== 'mp1' || extra !== undefined) throw new Error('not a MinePass sealed string');
+    const entry = keys.find((k) => String(k.version) === version);
+    if (!entry) throw new Error(`no key for sealed version ${version} (retired?)`);
+    const key = await crypto.subtle.importKey('raw', base64url(entry.key), 'AES-GCM', false, ['decrypt']);
+    const additionalData = new TextEncoder().encode(`minepass-sealed-v1\n${options.site}\n${content}\n${version}`);
+    const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: base64url(iv), additionalData }, key, base64url(ciphertext));
+    return inertFragment(new TextDecoder().decode(plain));
+  }
+  // Sealed HTML is markup, never code: parsed in an inert document (nothing loads or runs there),
+  // then scripts, frames' srcdoc, event-handler attributes and javascript: URLs are dropped, so
+  // nothing in it executes even on a page without a CSP.
+  function inertFragment(html) {
+    const doc = new DOMParser().parseFromString(`<!doctype html><body>${html}`, 'text/html');
+    doc.body.querySelectorAll('script, base, meta, link, object, embed, animate, set').forEach((node) => node.remove());
+    for (const node of doc.body.querySelectorAll('*')) {
+      for (const { name, value } of [...node.attributes]) {
+        const url = /^(href|src|action|formaction|xlink:href|data)$/i.test(name) && /^javascript:/i.test(value.replace(/[\u0000-\u0020]/g, ''));
+        if (/^on/i.test(name) || /^srcdoc$/i.test(name) || url) node.removeAttribute(name);
+      }
+    }
+    const fragment = document.createDocumentFragment();
+    fragment.append(...[...doc.body.childNodes].map((node) => document.adoptNode(node)));
+    return fragment;
   }
 
   function updateBar() {
@@ -429,11 +488,12 @@
       if (!currentConsent()) {
         const yes = await askConsent();
         emit('consent', { given: yes });
-        // The answer is counted per site for the publisher's consent rate: site key and yes/no only.
-        navigator.sendBeacon?.(new URL('api/v1/consent', base), JSON.stringify({ site: options.site, given: yes }));
+        // The answer is counted per site for the publisher's consent rate: the site key, yes/no and
+        // the answer's random id (it counts once), nothing about the visitor.
+        const id = `c-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
+        navigator.sendBeacon?.(new URL('api/v1/consent', base), JSON.stringify({ site: options.site, given: yes, id }));
         if (!yes) return false;
         const given = now();
-        const id = `c-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
         storage.set('consent', { id, given_at: given, expires_at: given + options.consentHours * 3600e3 });
       }
       showBar();
@@ -540,12 +600,27 @@
         this.button.hidden = true;
         this.progress.hidden = false;
         this.status.textContent = s.mining;
-      } else if (type === 'unlock' && mine) {
+      } else if (type === 'unlock' && mine && !this.unlocked) {
         this.unlocked = true;
         this.token = detail.token;
-        this.panel.hidden = true;
-        this.content.hidden = false;
-        this.dispatchEvent(new CustomEvent('minepass-unlock', { detail, bubbles: true }));
+        const keys = sealedKeys.get(detail.content);
+        const reveal = () => {
+          this.panel.hidden = true;
+          this.content.hidden = false;
+          this.dispatchEvent(new CustomEvent('minepass-unlock', { detail, bubbles: true }));
+        };
+        if (!keys) return reveal();
+        this.status.textContent = s.unlocked;
+        openSealed(this, detail.content, keys).then(
+          (fragment) => {
+            this.replaceChildren(fragment);
+            reveal();
+          },
+          (error) => {
+            this.status.textContent = s.sealedFailed;
+            emit('error', { code: 'sealed_unavailable', message: String(error?.message || error), fatal: false });
+          },
+        );
       } else if (type === 'consent' && !detail.given && !this.unlocked) {
         this.button.hidden = false;
         this.status.textContent = '';

@@ -176,7 +176,7 @@ impl Miner {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         let hello = json!({
-            "type": "hello", "v": 1, "site": self.site, "user": format!("load-{client}"),
+            "type": "hello", "v": 1, "site": self.site,
             "consent": {"id": format!("c{client}"), "given_at": now, "expires_at": now + 3_600_000},
             "client": {"threads": 1, "simd": false, "hashrate": 1},
         });

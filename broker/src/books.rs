@@ -781,24 +781,61 @@ impl Ledger {
         Ok((out, (work * 1000).checked_div(ms).unwrap_or(0)))
     }
 
-    /// Records a consent dialog's answer for a site (anonymous); false if the site is unknown.
-    pub async fn record_consent_answer(&self, site_key: &str, given: bool) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO consent_answers (site_id, given, at) SELECT id, ?, ? FROM sites WHERE site_key = ?",
-        )
-        .bind(given)
-        .bind(now_ms())
-        .bind(site_key)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Records a consent dialog's answer for a site under the counting rules: once per answer id,
+    /// and at most [`CONSENT_ANSWERS_PER_VISITOR`] per visitor (a daily-salted hash of the address)
+    /// per site per UTC day. Each counted answer takes a numbered slot, so the unique index, not a
+    /// count read before the insert, enforces the cap under any concurrency.
+    pub async fn record_consent_answer(
+        &self,
+        site_key: &str,
+        given: bool,
+        answer_id: &str,
+        address: std::net::IpAddr,
+    ) -> Result<ConsentCount> {
+        let Some(site) = self.site_by_key(site_key).await? else { return Ok(ConsentCount::UnknownSite) };
+        let now = now_ms();
+        let day = now.div_euclid(86_400_000);
+        let salt = self.consent_salt(day).await?;
+        let visitor = consent_visitor(&salt, site_key, address);
+        for slot in 0..CONSENT_ANSWERS_PER_VISITOR {
+            let done = sqlx::query(
+                "INSERT INTO consent_answers (site_id, given, at, answer_id, day, visitor, slot)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(site.id)
+            .bind(given)
+            .bind(now)
+            .bind(answer_id)
+            .bind(day)
+            .bind(&visitor)
+            .bind(i64::from(slot))
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(ConsentCount::Counted);
+            }
+        }
+        Ok(ConsentCount::NotCounted)
     }
 
-    /// (answers, yes) for a partner's sites (`None`: every site) since `since`.
+    /// Today's random salt for visitor hashes; salts of earlier days are deleted, so yesterday's
+    /// hashes can no longer be linked to an address by anyone.
+    async fn consent_salt(&self, day: i64) -> Result<String> {
+        let name = format!("consent_salt/{day}");
+        let salt = self.setting_or_insert(&name, || hex::encode(rand::random::<[u8; 32]>())).await?;
+        sqlx::query("DELETE FROM settings WHERE name LIKE 'consent_salt/%' AND name <> ?")
+            .bind(&name)
+            .execute(&self.pool)
+            .await?;
+        Ok(salt)
+    }
+
+    /// (answers, yes) for a partner's sites (`None`: every site) since `since`: only answers counted
+    /// under the rules (rows from before them have no visitor).
     pub async fn consent_counts(&self, partner: Option<i64>, since: i64) -> Result<(u64, u64)> {
         let (answers, yes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(c.given), 0) FROM consent_answers c JOIN sites st ON st.id = c.site_id
-             WHERE (?1 IS NULL OR st.partner_id = ?1) AND c.at >= ?2",
+             WHERE (?1 IS NULL OR st.partner_id = ?1) AND c.at >= ?2 AND c.visitor IS NOT NULL",
         )
         .bind(partner)
         .bind(since)
@@ -894,4 +931,33 @@ mod tests {
             "id,partner,name,period,amount_sats\n1,partner_1,\"A \"\"quoted\"\", name\",p,5\n"
         );
     }
+}
+
+/// Most consent answers counted per visitor (address) per site per UTC day: a household or an office
+/// behind one address answers a few times; one client cannot move a site's rate by more.
+pub const CONSENT_ANSWERS_PER_VISITOR: u32 = 5;
+
+/// What became of a consent answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentCount {
+    Counted,
+    /// A repeated answer id, or the visitor's answers for today are all counted already.
+    NotCounted,
+    UnknownSite,
+}
+
+/// The visitor of a consent answer: a hash of the site and the address under the day's salt. IPv6
+/// addresses count by their /64 (one subscriber's network), IPv4-mapped ones as IPv4.
+fn consent_visitor(salt: &str, site_key: &str, address: std::net::IpAddr) -> String {
+    use hmac::{Hmac, Mac};
+    let network = match address {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("{:x}", u128::from(v6) >> 64),
+        },
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    };
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes()).expect("HMAC takes any key");
+    mac.update(format!("{site_key}\n{network}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::vault::KeySource;
 use crate::work::upstream::{Fallback, PoolConfig, UpstreamConfig};
 
 /// Options of `serve`; every one is optional here and defaulted in [`ServeOptions::resolve`].
@@ -21,6 +22,11 @@ pub struct ServeOptions {
     /// Directory for the SQLite ledger and keys [default: ./data].
     #[arg(long, env = "MINEPASS_DATA")]
     pub data: Option<PathBuf>,
+    /// File holding the key-encryption key (64 hex digits) that seals the ledger's signing keys,
+    /// content keys and site secrets; `MINEPASS_KEY` may hold the key itself instead
+    /// [default: <data>/master.key, generated on first start].
+    #[arg(long, env = "MINEPASS_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// Directory of the static site (SDK and demo) [default: ./www].
     #[arg(long, env = "MINEPASS_WWW")]
     pub www: Option<PathBuf>,
@@ -64,6 +70,8 @@ pub struct ServeOptions {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
+    /// Where the key-encryption key comes from.
+    pub key: KeySource,
     pub www: PathBuf,
     pub pkg: PathBuf,
     /// `None`: derived from the address actually bound.
@@ -97,11 +105,20 @@ impl ServeOptions {
             Some(upstream)
         };
         let listen = self.listen.or(file.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
+        let data: PathBuf = self.data.or(file.data).unwrap_or_else(|| "data".into());
+        // The key itself only from the environment: never a flag (argv is visible to every user) nor
+        // the config file (which sits beside the data).
+        let key = match (std::env::var("MINEPASS_KEY"), self.key_file.or(file.key_file)) {
+            (Ok(hex), _) => KeySource::Hex(hex),
+            (Err(_), Some(path)) => KeySource::File(path),
+            (Err(_), None) => KeySource::Default(data.join("master.key")),
+        };
         Ok(ServeConfig {
+            key,
             listen,
             upstream,
             public_url: self.public_url.or(file.public_url),
-            data: self.data.or(file.data).unwrap_or_else(|| "data".into()),
+            data,
             www: self.www.or(file.www).unwrap_or_else(|| "www".into()),
             pkg: self.pkg.or(file.pkg).unwrap_or_else(|| "pkg".into()),
             share_interval: Duration::from_millis(

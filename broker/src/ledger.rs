@@ -20,7 +20,10 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::vault::{KeySource, Loaded, Vault};
 
 /// A handle to the ledger database (cheap to clone).
 #[derive(Clone)]
@@ -30,6 +33,9 @@ pub struct Ledger {
     /// The one connection the share committer writes through, so commits never wait for a pooled
     /// connection behind a burst of reads (SQLite has one writer at a time anyway).
     pub(crate) writer: SqlitePool,
+    /// The key-encryption key: what the ledger stores secret (signing seeds, content keys, site
+    /// secrets) it stores sealed under this.
+    pub(crate) vault: Arc<Vault>,
 }
 
 /// A site as the session layer needs it.
@@ -39,7 +45,15 @@ pub struct Site {
     pub key: String,
     pub name: String,
     pub enabled: bool,
+    /// The longest consent lifetime a hello may present, in milliseconds.
+    pub consent_max_ms: i64,
+    /// The site secret sealed under the KEK (the key of user proofs); `None` for a site created
+    /// before secrets were kept, until `site rotate-secret`.
+    pub sealed_secret: Option<Vec<u8>>,
 }
+
+/// The columns [`site_from_row`] reads.
+const SITE_COLUMNS: &str = "id, site_key, name, enabled, consent_max_hours, sealed_secret";
 
 /// A content item with its quota.
 #[derive(Debug, Clone)]
@@ -163,25 +177,88 @@ pub(crate) fn parse_work(text: &str) -> Result<u128> {
 }
 
 impl Ledger {
-    /// Opens (creating if needed) the SQLite ledger at `path` and applies pending migrations.
-    pub async fn open(path: &Path) -> Result<Ledger> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    /// Opens the ledger at `path` with the key-encryption key from `source` (generating the default
+    /// key file for a new ledger); says whether a key was generated.
+    pub async fn open_with_key(path: &Path, source: &KeySource) -> Result<(Ledger, Loaded)> {
+        let (pool, writer) = connect(path).await?;
+        let check = vault_check(&pool).await?;
+        let (vault, loaded) = Vault::load(source, check.is_some())?;
+        let ledger = Ledger::bind(pool, writer, Arc::new(vault), check).await?;
+        Ok((ledger, loaded))
+    }
+
+    /// Opens (creating if needed) the SQLite ledger at `path`, applies pending migrations, and binds
+    /// `vault`: a ledger refuses any key but the one it was first opened with.
+    pub async fn open(path: &Path, vault: Arc<Vault>) -> Result<Ledger> {
+        let (pool, writer) = connect(path).await?;
+        let check = vault_check(&pool).await?;
+        Ledger::bind(pool, writer, vault, check).await
+    }
+
+    async fn bind(
+        pool: SqlitePool,
+        writer: SqlitePool,
+        vault: Arc<Vault>,
+        check: Option<Vec<u8>>,
+    ) -> Result<Ledger> {
+        match check {
+            Some(check) => vault.verify_check(&check)?,
+            None => {
+                sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                    .bind(VAULT_CHECK_SETTING)
+                    .bind(hex::encode(vault.check_value()))
+                    .execute(&pool)
+                    .await?;
+                // Another process may have bound the ledger first: its key must then be ours.
+                let check = vault_check(&pool).await?.context("kek_check vanished")?;
+                vault.verify_check(&check)?;
+            }
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("applying ledger migrations")?;
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        let ledger = Ledger { pool, writer };
+        let ledger = Ledger { pool, writer, vault };
         ledger.backfill_user_work().await?;
+        // Ledgers from before the vault kept the resume-token key in plaintext; it is now derived
+        // from the KEK (`Broker::new`), so the old one only has to go.
+        sqlx::query("DELETE FROM settings WHERE name = 'resume_key'").execute(&ledger.writer).await?;
         Ok(ledger)
     }
 
+    /// The key-encryption key this ledger is bound to.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+}
+
+/// The setting that holds the KEK's check value.
+const VAULT_CHECK_SETTING: &str = "kek_check";
+
+async fn vault_check(pool: &SqlitePool) -> Result<Option<Vec<u8>>> {
+    let check: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+        .bind(VAULT_CHECK_SETTING)
+        .fetch_optional(pool)
+        .await?;
+    check.map(|c| hex::decode(c).context("corrupt kek_check setting")).transpose()
+}
+
+/// The readers' pool and the writer's connection, after migrations.
+async fn connect(path: &Path) -> Result<(SqlitePool, SqlitePool)> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // Erased secrets (a legacy plaintext seed once sealed) are overwritten, not just freed.
+        .pragma("secure_delete", "ON")
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+    sqlx::migrate!("./migrations").run(&pool).await.context("applying ledger migrations")?;
+    let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    Ok((pool, writer))
+}
+
+impl Ledger {
     /// Users from before the rewards migration get their running total from the share log, once.
     async fn backfill_user_work(&self) -> Result<()> {
         let missing: Vec<i64> = sqlx::query_scalar(
@@ -218,14 +295,61 @@ impl Ledger {
             bail!("a site name is 1-200 printable characters");
         }
         let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
-        sqlx::query("INSERT INTO sites (site_key, name, secret_hash, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&site.key)
-            .bind(name)
+        sqlx::query(
+            "INSERT INTO sites (site_key, name, secret_hash, sealed_secret, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&site.key)
+        .bind(name)
+        .bind(hash_secret(&site.secret))
+        .bind(self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes()))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(site)
+    }
+
+    /// Replaces a site's secret (the old one stops working for the verify and credits APIs and for
+    /// user proofs at once); returns the new one, shown once.
+    pub async fn rotate_site_secret(&self, key: &str) -> Result<NewSite> {
+        let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
+        let done = sqlx::query("UPDATE sites SET secret_hash = ?, sealed_secret = ? WHERE site_key = ?")
             .bind(hash_secret(&site.secret))
-            .bind(now_ms())
+            .bind(self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes()))
+            .bind(key)
             .execute(&self.pool)
             .await?;
+        if done.rows_affected() == 0 {
+            bail!("no site with key {key}");
+        }
         Ok(site)
+    }
+
+    /// A site's secret (the key of its user proofs), if the ledger keeps it.
+    pub fn site_secret(&self, site: &Site) -> Result<Option<String>> {
+        let Some(sealed) = &site.sealed_secret else { return Ok(None) };
+        let secret = self.vault.open(&secret_purpose(&site.key), sealed)?;
+        Ok(Some(String::from_utf8(secret).context("corrupt site secret")?))
+    }
+
+    /// Sets the longest consent lifetime a site accepts (1 h to 1 year).
+    pub async fn set_consent_max_hours(&self, key: &str, hours: u32) -> Result<()> {
+        if !(1..=24 * 366).contains(&hours) {
+            bail!("the consent maximum is 1-8784 hours");
+        }
+        self.set_site_number(key, "consent_max_hours", i64::from(hours)).await
+    }
+
+    /// Sets one integer column of a site (`column` is one of ours, never input).
+    async fn set_site_number(&self, key: &str, column: &'static str, value: i64) -> Result<()> {
+        let done = sqlx::query(&format!("UPDATE sites SET {column} = ? WHERE site_key = ?"))
+            .bind(value)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            bail!("no site with key {key}");
+        }
+        Ok(())
     }
 
     /// Adds (or updates the quota and title of) a content item of a site.
@@ -323,7 +447,7 @@ impl Ledger {
     }
 
     pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {
-        let row = sqlx::query("SELECT id, site_key, name, enabled FROM sites WHERE site_key = ?")
+        let row = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE site_key = ?"))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -332,22 +456,14 @@ impl Ledger {
 
     /// All sites, oldest first.
     pub async fn sites(&self) -> Result<Vec<Site>> {
-        let rows = sqlx::query("SELECT id, site_key, name, enabled FROM sites ORDER BY id")
+        let rows = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(site_from_row).collect())
     }
 
     pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<()> {
-        let done = sqlx::query("UPDATE sites SET enabled = ? WHERE site_key = ?")
-            .bind(enabled as i64)
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            bail!("no site with key {key}");
-        }
-        Ok(())
+        self.set_site_number(key, "enabled", i64::from(enabled)).await
     }
 
     pub async fn content(&self, site_id: i64) -> Result<Vec<Content>> {
@@ -453,27 +569,56 @@ impl Ledger {
 
     /// The site whose secret this is, if any (secrets are compared by their SHA-256).
     pub async fn site_by_secret(&self, secret: &str) -> Result<Option<Site>> {
-        let row = sqlx::query("SELECT id, site_key, name, enabled FROM sites WHERE secret_hash = ?")
+        let row = sqlx::query(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE secret_hash = ?"))
             .bind(hash_secret(secret))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(site_from_row))
     }
 
-    /// Signing keys as (kid, seed, created_at, retired_at), oldest first.
+    /// Signing keys as (kid, seed, created_at, retired_at), oldest first, opened with the KEK.
     pub async fn signing_keys(&self) -> Result<Vec<(String, [u8; 32], i64, Option<i64>)>> {
         let rows = sqlx::query(
-            "SELECT kid, seed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, sealed_seed, created_at, retired_at FROM signing_keys
+             WHERE sealed_seed IS NOT NULL ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(|r| {
-                let seed: Vec<u8> = r.get(1);
-                let seed: [u8; 32] = seed.try_into().map_err(|_| anyhow::anyhow!("corrupt signing key"))?;
-                Ok((r.get(0), seed, r.get(2), r.get(3)))
+                let kid: String = r.get(0);
+                let seed = self.vault.open_key(&seed_purpose(&kid), &r.get::<Vec<u8>, _>(1))?;
+                Ok((kid, seed, r.get(2), r.get(3)))
             })
             .collect()
+    }
+
+    /// Seals the plaintext seeds of a ledger from before keys were sealed, erases the plaintext
+    /// (overwritten in the file: `secure_delete`, then the WAL is truncated) and retires those keys,
+    /// since a copy may survive in old backups. Returns how many there were.
+    pub async fn seal_legacy_signing_keys(&self) -> Result<u64> {
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT kid, legacy_seed FROM signing_keys WHERE legacy_seed IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.writer.begin().await?;
+        for (kid, seed) in &rows {
+            sqlx::query(
+                "UPDATE signing_keys SET sealed_seed = ?, legacy_seed = NULL,
+                 retired_at = COALESCE(retired_at, ?) WHERE kid = ?",
+            )
+            .bind(self.vault.seal(&seed_purpose(kid), seed))
+            .bind(now_ms())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await?;
+        Ok(rows.len() as u64)
     }
 
     /// Makes `kid` the active signing key and retires the previous one (it stays published until
@@ -484,9 +629,9 @@ impl Ledger {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, seed, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO signing_keys (kid, sealed_seed, created_at) VALUES (?, ?, ?)")
             .bind(kid)
-            .bind(&seed[..])
+            .bind(self.vault.seal(&seed_purpose(kid), seed))
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -635,7 +780,22 @@ impl Ledger {
 }
 
 fn site_from_row(r: &SqliteRow) -> Site {
-    Site { id: r.get(0), key: r.get(1), name: r.get(2), enabled: r.get::<i64, _>(3) != 0 }
+    Site {
+        id: r.get(0),
+        key: r.get(1),
+        name: r.get(2),
+        enabled: r.get::<i64, _>(3) != 0,
+        consent_max_ms: r.get::<i64, _>(4).saturating_mul(3_600_000),
+        sealed_secret: r.get(5),
+    }
+}
+
+fn secret_purpose(site_key: &str) -> String {
+    format!("site-secret/{site_key}")
+}
+
+fn seed_purpose(kid: &str) -> String {
+    format!("signing-key/{kid}")
 }
 
 async fn upsert_user(tx: &mut Transaction<'_, Sqlite>, site_id: i64, external_id: &str) -> Result<i64> {

@@ -6,6 +6,9 @@
 //! - [`work`]: job sources (gate mode, the Stratum v1 upstream), vardiff, share verification;
 //! - [`ledger`]: SQLite through sqlx, group commit.
 //!
+//! [`identity`] proves user ids (publisher proofs, anonymous secrets): pure functions the session
+//! layer calls. [`vault`] holds the operator's key-encryption key: the ledger stores every secret sealed under it.
+//!
 //! [`tokens`] (unlock JWTs, JWKS) is used by the session layer to issue and by the transport to verify.
 //!
 //! [`metrics`] is a leaf every layer may bump. [`settlement`] is pure partner-economics math (splits,
@@ -14,12 +17,15 @@
 pub mod books;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod ledger;
 pub mod metrics;
 pub mod rewards;
+pub mod seals;
 pub mod session;
 pub mod settlement;
 pub mod tokens;
+pub mod vault;
 pub mod work;
 
 use std::net::SocketAddr;

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use minepass_broker::config::ServeOptions;
+use minepass_broker::config::{ServeConfig, ServeOptions};
 use minepass_broker::http::StaticDirs;
 use minepass_broker::ledger::Ledger;
 use minepass_broker::session::{Broker, RateLimit};
 use minepass_broker::tokens::Tokens;
+use minepass_broker::vault::Loaded;
 use minepass_broker::work::upstream::Upstream;
 use minepass_broker::work::{Jobs, Vardiff};
 
@@ -216,6 +217,22 @@ enum SiteAction {
     Disable { key: String },
     /// Resume a disabled site.
     Enable { key: String },
+    /// Replace a site's secret (the old one stops working at once); prints the new one (shown once).
+    /// Sites created before user proofs need this once before they can vouch for their users.
+    RotateSecret { key: String },
+    /// Print a user proof for a publisher-vouched user id, as the publisher's server mints it
+    /// (for trying things out; a real site computes it itself, see examples/kits/).
+    UserProof {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        user: String,
+        /// Hours the proof stays valid (at most 744).
+        #[arg(long, default_value_t = 1)]
+        hours: u32,
+    },
+    /// Set the longest consent lifetime (hours) a site's hellos may present [default: 168].
+    ConsentMax { key: String, hours: u32 },
 }
 
 #[derive(Subcommand)]
@@ -226,6 +243,20 @@ enum KeysAction {
 
 #[derive(Subcommand)]
 enum ContentAction {
+    /// Encrypt a content item's gated HTML (a new key version); prints the sealed string for pages
+    /// that embed it. The SDK fetches the newest version from the broker otherwise.
+    Seal {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        id: String,
+        /// The gated HTML (`-` for standard input).
+        #[arg(long)]
+        file: PathBuf,
+        /// Stop opening earlier versions at once.
+        #[arg(long)]
+        retire_previous: bool,
+    },
     /// Add or update a content item and the work (expected hashes) that unlocks it.
     Add {
         #[arg(long)]
@@ -278,6 +309,25 @@ async fn main() -> Result<()> {
                 }
                 SiteAction::Disable { key } => ledger.set_site_enabled(&key, false).await?,
                 SiteAction::Enable { key } => ledger.set_site_enabled(&key, true).await?,
+                SiteAction::RotateSecret { key } => {
+                    let site = ledger.rotate_site_secret(&key).await?;
+                    println!("site key:    {}\nsite secret: {} (shown once)", site.key, site.secret);
+                }
+                SiteAction::UserProof { site, user, hours } => {
+                    let found =
+                        ledger.site_by_key(&site).await?.with_context(|| format!("no site {site}"))?;
+                    let secret = ledger.site_secret(&found)?.context(
+                        "this site's secret predates user proofs: `minepass-broker site rotate-secret` first",
+                    )?;
+                    anyhow::ensure!(
+                        minepass_broker::identity::is_valid_user(&user),
+                        "user must be 1-128 bytes, no control characters"
+                    );
+                    let exp =
+                        minepass_broker::ledger::now_ms() / 1000 + i64::from(hours.clamp(1, 744)) * 3600;
+                    println!("{}", minepass_broker::identity::user_proof(&secret, &site, &user, exp));
+                }
+                SiteAction::ConsentMax { key, hours } => ledger.set_consent_max_hours(&key, hours).await?,
             }
             Ok(())
         }
@@ -377,12 +427,31 @@ async fn main() -> Result<()> {
             println!("content {id} of {site} unlocks at {work} hashes");
             Ok(())
         }
+        Command::Content {
+            action: ContentAction::Seal { site, id, file: html, retire_previous },
+            options,
+        } => {
+            let html = if html.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&html).with_context(|| format!("reading {}", html.display()))?
+            };
+            let ledger = open_ledger(options, file).await?;
+            let sealed = ledger.seal_content(&site, &id, &html, retire_previous).await?;
+            println!(
+                "content {id} of {site} sealed as version {}. Remove the HTML from your page: the SDK \
+                 fetches the ciphertext from the broker after the unlock, or embed it:\n\
+                 <minepass-gate content=\"{id}\" sealed=\"{}\"></minepass-gate>",
+                sealed.version, sealed.text
+            );
+            Ok(())
+        }
     }
 }
 
 async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file)?;
-    let ledger = Ledger::open(&config.data.join("ledger.sqlite")).await?;
+    let ledger = open_ledger_of(&config).await?;
     ensure_demo_site(&ledger).await?;
     ensure_admin_token(&ledger).await?;
     let vardiff = Vardiff {
@@ -396,12 +465,6 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let address = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let tokens = Tokens::load(&ledger, issuer).await?;
-    let resume_key =
-        ledger.setting_or_insert("resume_key", || hex::encode(rand::random::<[u8; 32]>())).await?;
-    let resume_key: [u8; 32] = hex::decode(&resume_key)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .context("the ledger's resume_key setting is not 32 bytes of hex")?;
     let jobs = match config.upstream {
         Some(upstream) => {
             let pools: Vec<String> = upstream.pools.iter().map(|p| p.display()).collect();
@@ -415,7 +478,6 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
         None => Jobs::gate(),
     };
     let mut broker = Broker::new(ledger, jobs, vardiff, tokens);
-    broker.set_resume_key(resume_key);
     broker.max_connections_per_address = config.max_connections_per_address;
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
@@ -427,7 +489,23 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
 
 /// The ledger of the data directory `options` and the config file name (administrative commands).
 async fn open_ledger(options: ServeOptions, file: ServeOptions) -> Result<Ledger> {
-    Ledger::open(&options.resolve(file)?.data.join("ledger.sqlite")).await
+    open_ledger_of(&options.resolve(file)?).await
+}
+
+/// The ledger with its key-encryption key; on the first start of the embedded default, says where
+/// the generated key is and why it must be backed up apart from the ledger.
+async fn open_ledger_of(config: &ServeConfig) -> Result<Ledger> {
+    let (ledger, loaded) = Ledger::open_with_key(&config.data.join("ledger.sqlite"), &config.key).await?;
+    if let Loaded::Generated(path) = loaded {
+        eprintln!(
+            "WARNING: generated the key-encryption key {path}. It seals the ledger's signing keys, \
+             content keys and site secrets: back it up apart from the ledger (without it they cannot \
+             be opened; with it and a copy of the ledger, anyone can mint tokens). In production keep \
+             it out of the data directory: --key-file or MINEPASS_KEY.",
+            path = path.display()
+        );
+    }
+    Ok(ledger)
 }
 
 async fn partner(ledger: &Ledger, action: PartnerAction) -> Result<()> {
@@ -486,15 +564,27 @@ async fn earnings(ledger: &Ledger, action: EarningsAction) -> Result<()> {
 /// The demo site's public key (site keys are public; its secret is random).
 const DEMO_SITE_KEY: &str = "site_demo";
 
-/// On first start, a demo site with one content item so the broker is usable with no configuration.
+/// The demo article's gated half. Not under `www/` (which is served as it is): the only copy the
+/// demo page can get is the sealed one.
+const DEMO_ARTICLE: &str = include_str!("../demo/demo-article.html");
+
+/// On first start, a demo site with one content item so the broker is usable with no configuration;
+/// its gated half is sealed (also in a ledger from before sealing).
 async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
     if !ledger.sites().await?.is_empty() {
+        if let Some(site) = ledger.site_by_key(DEMO_SITE_KEY).await?
+            && ledger.content(site.id).await?.iter().any(|c| c.key == "demo-article")
+            && ledger.current_seal(DEMO_SITE_KEY, "demo-article").await?.is_none()
+        {
+            ledger.seal_content(DEMO_SITE_KEY, "demo-article", DEMO_ARTICLE, false).await?;
+        }
         return Ok(());
     }
     // A fixed public key, so the static demo page (www/demo/) can name it.
     let site = ledger.add_site_with_key(DEMO_SITE_KEY, "Demo publisher").await?;
     // 2^28 hashes: about 20-40 s for a laptop browser with the simd kernel on a few threads.
     ledger.put_content(&site.key, "demo-article", "The second half of the demo article", 1 << 28).await?;
+    ledger.seal_content(&site.key, "demo-article", DEMO_ARTICLE, false).await?;
     println!(
         "Created the demo site.\n  site key:    {}\n  site secret: {} (shown once)",
         site.key, site.secret

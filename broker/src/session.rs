@@ -7,8 +7,9 @@ use std::sync::Arc;
 use minepass::protocol::{
     self, ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Progress, ServerMessage, Welcome, Work, WorkMode,
 };
-use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+use crate::identity;
 
 use crate::ledger::{
     Committer, Content, Credit, Ledger, PoolAnswer, PoolSubmission, ShareRecord, Site, now_ms,
@@ -29,6 +30,8 @@ pub struct Broker {
     /// Most WebSocket connections one IP address may hold.
     pub max_connections_per_address: u32,
     connections: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+    /// `POST /api/v1/consent` requests per address: a burst of 10, then one every 6 s.
+    consent_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// Key for resume tokens.
     resume_key: [u8; 32],
 }
@@ -36,8 +39,9 @@ pub struct Broker {
 impl Broker {
     pub fn new(ledger: Ledger, jobs: Jobs, vardiff: Vardiff, tokens: Tokens) -> Broker {
         let committer = Committer::spawn(ledger.clone());
-        let mut resume_key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut resume_key);
+        // Derived from the KEK, never stored: every broker sharing the key accepts the same resume
+        // tokens, across restarts.
+        let resume_key = ledger.vault().derive("resume-token");
         Broker {
             ledger,
             committer,
@@ -47,14 +51,20 @@ impl Broker {
             rate_limit: RateLimit { per_second: 20, burst: 40 },
             max_connections_per_address: 32,
             connections: Default::default(),
+            consent_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(10).expect("10 > 0"),
+            )),
             resume_key,
         }
     }
 
-    /// Signs resume tokens with `key` (kept in the ledger by `serve`, so tokens survive a restart)
-    /// instead of the random per-process key.
-    pub fn set_resume_key(&mut self, key: [u8; 32]) {
-        self.resume_key = key;
+    /// Whether `address` may post another consent answer now (the per-address rate limit).
+    pub fn consent_answers_allowed(&self, address: std::net::IpAddr) -> bool {
+        // Addresses that went quiet are forgotten, so the table stays bounded.
+        if self.consent_limiter.len() > 10_000 {
+            self.consent_limiter.retain_recent();
+        }
+        self.consent_limiter.check_key(&address).is_ok()
     }
 
     /// Counts a new connection from `address`; `None` if it already has the maximum.
@@ -68,21 +78,41 @@ impl Broker {
         Some(ConnectionSlot { broker: Arc::clone(self), address })
     }
 
-    fn unlock(&self, site: &Site, user: &str, content: &Content, work: u128, credits: u128) -> ServerMessage {
+    /// The `unlock` for a quota that is met and durably credited: a fresh token and, for sealed
+    /// content, its keys (they travel in nothing else).
+    async fn unlock(
+        &self,
+        site: &Site,
+        user: &str,
+        content: &Content,
+        work: u128,
+        credits: u128,
+    ) -> ServerMessage {
         let (token, claims) = self.tokens.issue(user, &site.key, &content.key, work, credits);
-        tracing::info!(site = %site.key, user, content = %content.key, jti = %claims.jti, "content unlocked");
-        ServerMessage::Unlock { content: content.key.clone(), token }
+        let keys = self.ledger.content_keys(content.id).await.unwrap_or_else(|error| {
+            // The token still lets a publisher's server deliver the content; the gate says it could
+            // not open the sealed copy.
+            tracing::error!(content = %content.key, "cannot open the content keys: {error:#}");
+            Vec::new()
+        });
+        tracing::info!(site = %site.key, user, content = %content.key, jti = %claims.jti, sealed = !keys.is_empty(), "content unlocked");
+        ServerMessage::Unlock { content: content.key.clone(), token, keys }
     }
 
-    fn resume_token(&self, session: &str) -> String {
-        let mac = Sha256::new().chain_update(self.resume_key).chain_update(session.as_bytes()).finalize();
+    /// A resume token names a session and is bound to the site and user it was issued to.
+    fn resume_token(&self, session: &str, site: &str, user: &str) -> String {
+        let mac = Sha256::new()
+            .chain_update(self.resume_key)
+            .chain_update(format!("{session}\n{site}\n{user}"))
+            .finalize();
         format!("{session}.{}", hex::encode(&mac[..16]))
     }
 
-    /// The session id a resume token names, if the token is genuine.
-    fn resumed_session(&self, token: &str) -> Option<String> {
+    /// The session id a resume token names, if the token is genuine and was issued to this user.
+    fn resumed_session(&self, token: &str, site: &str, user: &str) -> Option<String> {
         let (session, _) = token.split_once('.')?;
-        (self.resume_token(session) == token).then(|| session.to_owned())
+        let valid = session.len() == 16 && session.bytes().all(|b| b.is_ascii_hexdigit());
+        (valid && self.resume_token(session, site, user) == token).then(|| session.to_owned())
     }
 }
 
@@ -103,6 +133,9 @@ impl Drop for ConnectionSlot {
         }
     }
 }
+
+/// How far in the future a consent record's `given_at` may be: the visitor's clock may run ahead.
+pub const CONSENT_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// WebSocket close code after a fatal protocol error (RFC 6455: policy violation).
 pub const CLOSE_POLICY: u16 = 1008;
@@ -243,21 +276,27 @@ impl Session {
                 &format!("this broker speaks protocol {PROTOCOL_VERSION}"),
             ));
         }
-        if hello.user.is_empty() || hello.user.len() > 128 || hello.user.chars().any(char::is_control) {
-            return Err(fatal(ErrorCode::BadField, "user must be 1-128 printable characters"));
+        if hello.user.as_deref().is_some_and(|user| !identity::is_valid_user(user)) {
+            return Err(fatal(
+                ErrorCode::BadField,
+                "user must be 1-128 bytes of UTF-8 without control characters",
+            ));
         }
         if hello.client.threads == 0 || hello.client.threads > 1024 {
             return Err(fatal(ErrorCode::BadField, "client.threads must be 1-1024"));
         }
         let consent = &hello.consent;
+        let now = now_ms();
         let valid_consent = !consent.id.is_empty()
             && consent.id.len() <= 64
             && consent.given_at <= consent.expires_at
-            && consent.expires_at as i64 > now_ms();
+            && consent.expires_at as i64 > now
+            && consent.given_at as i64 <= now.saturating_add(CONSENT_CLOCK_SKEW_MS);
         if !valid_consent {
             return Err(fatal(
                 ErrorCode::ConsentRequired,
-                "a current consent record is required before any work",
+                "a current consent record is required before any work (given_at no later than now, \
+                 expires_at later)",
             ));
         }
         let internal = |e: anyhow::Error| {
@@ -271,6 +310,14 @@ impl Session {
             }
             Some(site) => site,
         };
+        if (consent.expires_at - consent.given_at) as i64 > site.consent_max_ms {
+            return Err(fatal(
+                ErrorCode::ConsentRequired,
+                &format!("this site accepts consent for at most {} hours", site.consent_max_ms / 3_600_000),
+            ));
+        }
+        let (user, issued_secret) =
+            self.prove_user(&site, &hello).map_err(|(code, message)| fatal(code, &message))?;
         let contents = self.broker.ledger.content(site.id).await.map_err(internal)?;
         let content = match &hello.content {
             None => None,
@@ -281,7 +328,7 @@ impl Session {
                 }
             },
         };
-        let done = self.broker.ledger.progress(site.id, &hello.user).await.map_err(internal)?;
+        let done = self.broker.ledger.progress(site.id, &user).await.map_err(internal)?;
         let progress: Vec<Progress> = contents
             .iter()
             .map(|c| Progress {
@@ -294,7 +341,7 @@ impl Session {
         let session = hello
             .resume
             .as_deref()
-            .and_then(|token| self.broker.resumed_session(token))
+            .and_then(|token| self.broker.resumed_session(token, &site.key, &user))
             .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
         // Job ids must never repeat, even for a resumed session: add a per-connection part.
         let connection = hex::encode(rand::random::<[u8; 3]>());
@@ -302,27 +349,79 @@ impl Session {
         let hashrate = hello.client.hashrate.unwrap_or(u64::from(hello.client.threads) * 1_000_000);
         let job =
             job_message(work.issue(&self.broker.jobs, self.broker.vardiff.work_for(u128::from(hashrate))));
-        let credits = self.broker.ledger.credits(site.id, &hello.user).await.map_err(internal)?;
+        let credits = self.broker.ledger.credits(site.id, &user).await.map_err(internal)?;
         let welcome = Welcome {
             v: PROTOCOL_VERSION,
             session: session.clone(),
-            resume: self.broker.resume_token(&session),
+            resume: self.broker.resume_token(&session, &site.key, &user),
             mode: work.current().map_or(WorkMode::Paused, |j| j.mode),
             share_interval_ms: self.broker.vardiff.interval.as_millis() as u64,
             progress,
             credits: Work(credits),
+            user: user.clone(),
+            user_secret: issued_secret,
         };
-        tracing::info!(site = %site.key, user = %hello.user, %session, consent = %consent.id, "session opened");
+        tracing::info!(site = %site.key, %user, %session, consent = %consent.id, "session opened");
         let mut messages = vec![ServerMessage::Welcome(welcome), job];
         // Already unlocked (an earlier visit, or a reconnect that missed the unlock): a fresh token.
         if let Some(content) = &content {
             let done = done.iter().find(|(id, _)| *id == content.id).map_or(0, |(_, w)| *w);
             if done >= content.required {
-                messages.push(self.broker.unlock(&site, &hello.user, content, done, credits));
+                messages.push(self.broker.unlock(&site, &user, content, done, credits).await);
             }
         }
-        self.open = Some(Open { site, user: hello.user, content, work });
+        self.open = Some(Open { site, user, content, work });
         Ok(Replies { messages, close: None })
+    }
+
+    /// The user id this hello proves, and the secret of a newly issued anonymous identity. Nothing
+    /// of an existing user is reached without its proof.
+    fn prove_user(
+        &self,
+        site: &Site,
+        hello: &Hello,
+    ) -> Result<(String, Option<String>), (ErrorCode, String)> {
+        let refuse = |message: &str| Err((ErrorCode::BadUserProof, message.to_owned()));
+        match (&hello.user, &hello.user_proof, &hello.user_secret) {
+            (None, None, None) => {
+                let (user, secret) = identity::new_anonymous(&site.key);
+                Ok((user, Some(secret)))
+            }
+            (None, _, _) => Err((ErrorCode::BadField, "user_proof and user_secret belong to a user".into())),
+            (Some(user), None, Some(secret)) if identity::is_anonymous(user) => {
+                if identity::is_anonymous_secret(&site.key, user, secret) {
+                    Ok((user.clone(), None))
+                } else {
+                    refuse("the secret does not match this anonymous id")
+                }
+            }
+            (Some(user), _, _) if identity::is_anonymous(user) => {
+                refuse("an anonymous id (anon_…) is proven by its user_secret alone")
+            }
+            (Some(user), Some(proof), None) => {
+                let secret = match self.broker.ledger.site_secret(site) {
+                    Ok(Some(secret)) => secret,
+                    Ok(None) => {
+                        return refuse(
+                            "this site has no user-proof key yet: its operator runs \
+                             `minepass-broker site rotate-secret`",
+                        );
+                    }
+                    Err(error) => {
+                        tracing::error!("cannot open the site secret of {}: {error:#}", site.key);
+                        return Err((ErrorCode::Internal, "the broker could not check the proof".into()));
+                    }
+                };
+                match identity::check_user_proof(&secret, &site.key, user, proof, now_ms() / 1000) {
+                    Ok(()) => Ok((user.clone(), None)),
+                    Err(error) => refuse(error.describe()),
+                }
+            }
+            (Some(_), None, None) => {
+                refuse("a publisher's user id needs the user_proof its server minted (docs/SDK.md)")
+            }
+            (Some(_), _, Some(_)) => refuse("user_secret proves anonymous ids (anon_…) only"),
+        }
     }
 
     /// A fresh job at the current work when the client has exhausted the current one.
@@ -434,13 +533,9 @@ impl Session {
                 required: Work(progress.required),
             }));
             if progress.newly_unlocked {
-                replies.messages.push(self.broker.unlock(
-                    &open.site,
-                    &open.user,
-                    content,
-                    progress.done,
-                    credits,
-                ));
+                replies
+                    .messages
+                    .push(self.broker.unlock(&open.site, &open.user, content, progress.done, credits).await);
             }
         }
         if let Some(work) = open.work.record(share.work) {

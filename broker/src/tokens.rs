@@ -124,6 +124,10 @@ fn new_kid() -> String {
 impl Tokens {
     /// Loads the keys from the ledger, creating the first one on first start.
     pub async fn load(ledger: &Ledger, issuer: String) -> Result<Tokens> {
+        let legacy = ledger.seal_legacy_signing_keys().await?;
+        if legacy > 0 {
+            tracing::warn!("sealed {legacy} plaintext signing key(s) from an older ledger and retired them");
+        }
         if ledger.signing_keys().await?.iter().all(|(_, _, _, retired)| retired.is_some()) {
             rotate(ledger).await?;
         }
@@ -269,7 +273,10 @@ mod tests {
 
     async fn tokens() -> (Tokens, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        let ledger =
+            Ledger::open(&dir.path().join("l.sqlite"), std::sync::Arc::new(crate::vault::Vault::ephemeral()))
+                .await
+                .unwrap();
         (Tokens::load(&ledger, "http://broker".into()).await.unwrap(), dir)
     }
 
@@ -298,7 +305,10 @@ mod tests {
     #[tokio::test]
     async fn rotated_keys_stay_published_and_keep_verifying_their_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        let ledger =
+            Ledger::open(&dir.path().join("l.sqlite"), std::sync::Arc::new(crate::vault::Vault::ephemeral()))
+                .await
+                .unwrap();
         let before = Tokens::load(&ledger, "iss".into()).await.unwrap();
         let (old_token, _) = before.issue("u", "s", "c", 1, 0);
         rotate(&ledger).await.unwrap();

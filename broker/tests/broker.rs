@@ -12,6 +12,7 @@ use jwt_simple::prelude::*;
 use minepass::protocol::{self, ErrorCode, ServerMessage};
 use minepass::target::Target;
 use minepass_broker::ledger::Ledger;
+use minepass_broker::vault::KeySource;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -42,7 +43,9 @@ async fn hello_job_shares_progress_until_the_quota_is_met() {
         assert_eq!(broker.ledger.share_totals().await.unwrap().1, credited);
     }
     assert_eq!(credited, CONTENT_WORK);
-    let ServerMessage::Unlock { content, token } = recv(&mut socket).await else { panic!("expected unlock") };
+    let ServerMessage::Unlock { content, token, .. } = recv(&mut socket).await else {
+        panic!("expected unlock")
+    };
     assert_eq!(content, "article");
 
     // A publisher verifies the token with an independent JWT library, from the JWKS alone.
@@ -94,7 +97,7 @@ async fn hello_job_shares_progress_until_the_quota_is_met() {
     // Coming back later: the progress is durable and a fresh token is issued at hello.
     drop(socket);
     let mut again = broker.connect().await;
-    send(&mut again, &hello(&broker.site_key, "alice", Some("article"))).await;
+    send(&mut again, &hello(&broker.site_key, &broker.site_secret, "alice", Some("article"))).await;
     let ServerMessage::Welcome(welcome) = recv(&mut again).await else { panic!("expected welcome") };
     assert_eq!(welcome.progress[0].done.0, CONTENT_WORK);
     assert!(matches!(recv(&mut again).await, ServerMessage::Job(_)));
@@ -116,7 +119,7 @@ async fn a_token_for_another_site_fails_the_verify_api_with_wrong_audience() {
     let other = broker.ledger.add_site("Other").await.unwrap();
     broker.ledger.put_content(&other.key, "article", "Other article", 1 << 12).await.unwrap();
     let mut socket = broker.connect().await;
-    send(&mut socket, &hello(&other.key, "carol", Some("article"))).await;
+    send(&mut socket, &hello(&other.key, &other.secret, "carol", Some("article"))).await;
     let _welcome = recv(&mut socket).await;
     let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
     send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(mine(&job))}))
@@ -126,6 +129,22 @@ async fn a_token_for_another_site_fails_the_verify_api_with_wrong_audience() {
     let ServerMessage::Unlock { token, .. } = recv(&mut socket).await else { panic!("expected unlock") };
     let (_, answer) = broker.verify_token(&broker.site_secret, &token).await;
     assert_eq!(answer, json!({"ok": false, "error": "wrong_audience"}));
+}
+
+#[tokio::test]
+async fn a_nonce_in_upper_case_is_the_same_share_as_in_lower_case() {
+    let broker = TestBroker::start().await;
+    let (mut socket, job) = open_session(&broker, "henry").await;
+    let nonce = protocol::format_nonce(mine(&job));
+    send(&mut socket, &json!({"type": "submit", "job": job.id, "nonce": nonce.to_uppercase()})).await;
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Accepted { .. }));
+    assert!(matches!(recv(&mut socket).await, ServerMessage::Progress(_)));
+    expect_rejected(
+        &mut socket,
+        json!({"type": "submit", "job": job.id, "nonce": nonce}),
+        ErrorCode::Duplicate,
+    )
+    .await;
 }
 
 /// Sends a submit and expects it rejected with `code`.
@@ -254,7 +273,7 @@ async fn malformed_frames_get_non_fatal_errors_and_the_session_goes_on() {
         None,
     )
     .await;
-    let mut no_site = hello(&broker.site_key, "dave", None);
+    let mut no_site = hello(&broker.site_key, &broker.site_secret, "dave", None);
     no_site.as_object_mut().unwrap().remove("site");
     expect_error(&mut socket, text(no_site), ErrorCode::BadField, None).await;
     still_answers(&mut socket).await;
@@ -267,7 +286,7 @@ async fn hello_is_refused_for_version_site_and_consent_problems_and_the_connecti
     let disabled = broker.ledger.add_site("Disabled").await.unwrap();
     broker.ledger.set_site_enabled(&disabled.key, false).await.unwrap();
     let with = |edit: &dyn Fn(&mut Value)| {
-        let mut frame = hello(&broker.site_key, "erin", None);
+        let mut frame = hello(&broker.site_key, &broker.site_secret, "erin", None);
         edit(&mut frame);
         frame
     };
@@ -277,6 +296,10 @@ async fn hello_is_refused_for_version_site_and_consent_problems_and_the_connecti
         (with(&|h| h["site"] = json!(disabled.key)), ErrorCode::SiteDisabled),
         (with(&|h| h["consent"]["expires_at"] = json!(1000)), ErrorCode::ConsentRequired),
         (with(&|h| h["content"] = json!("no-such-content")), ErrorCode::BadField),
+        (with(&|h| h["client"]["threads"] = json!(0)), ErrorCode::BadField),
+        // The user id limit is 128 bytes of UTF-8: 65 two-byte characters are 130.
+        (with(&|h| h["user"] = json!("é".repeat(65))), ErrorCode::BadField),
+        (with(&|h| h["user"] = json!("tab\there")), ErrorCode::BadField),
     ];
     for (frame, code) in cases {
         let mut socket = broker.connect().await;
@@ -290,6 +313,7 @@ async fn hello_is_refused_for_version_site_and_consent_problems_and_the_connecti
     still_answers(&mut socket).await;
     // The broker is still up and hands out work to a good hello.
     let (_socket, _job) = open_session(&broker, "erin").await;
+    let (_socket, _job) = open_session(&broker, &"é".repeat(64)).await;
     assert_eq!(broker.ledger.share_totals().await.unwrap(), (0, 0));
 }
 
@@ -304,6 +328,24 @@ async fn the_admin_api_manages_sites_and_content_and_refuses_bad_requests_changi
         let (status, body) = broker.admin("GET", "/sites", bad, None).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "token {bad:?}");
     }
+    // The scheme's name is case-insensitive (RFC 9110), the credential is not.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/admin/sites", broker.address))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let basic = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/admin/sites", broker.address))
+        .header("authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    assert_eq!(broker.admin("GET", "/sites", &token.to_uppercase(), None).await.0, 401);
     let (status, before) = broker.admin("GET", "/sites", &token, None).await;
     assert_eq!(status, 200);
     assert_eq!(listing(&before)[0]["content"][0]["required_work"], CONTENT_WORK.to_string());
@@ -384,7 +426,8 @@ async fn the_admin_api_manages_sites_and_content_and_refuses_bad_requests_changi
         broker.admin("PATCH", &format!("/sites/{key}"), &token, Some(json!({"enabled": false}))).await;
     assert_eq!((status, body["site"]["enabled"].as_bool()), (200, Some(false)));
     let mut socket = broker.connect().await;
-    expect_error(&mut socket, text(hello(&key, "frank", None)), ErrorCode::SiteDisabled, Some(1008)).await;
+    expect_error(&mut socket, text(hello(&key, secret, "frank", None)), ErrorCode::SiteDisabled, Some(1008))
+        .await;
 
     // A revoked token no longer works.
     broker.ledger.revoke_admin_tokens().await.unwrap();
@@ -441,8 +484,9 @@ async fn an_address_over_its_connection_limit_is_refused_with_4031() {
 struct BrokerProcess {
     child: std::process::Child,
     address: SocketAddr,
-    /// The demo site key printed on first start (empty on later starts).
+    /// The demo site key and secret printed on first start (empty on later starts).
     demo_site: String,
+    demo_secret: String,
 }
 
 impl Drop for BrokerProcess {
@@ -465,12 +509,20 @@ fn start_process(data: &std::path::Path) -> BrokerProcess {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     // Owned from here on, so a failed start is still killed and reaped (Drop).
-    let mut process = BrokerProcess { child, address: ([127, 0, 0, 1], 0).into(), demo_site: String::new() };
+    let mut process = BrokerProcess {
+        child,
+        address: ([127, 0, 0, 1], 0).into(),
+        demo_site: String::new(),
+        demo_secret: String::new(),
+    };
     let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines.next().expect("broker prints its address").unwrap();
         if let Some(key) = line.trim().strip_prefix("site key:") {
             process.demo_site = key.trim().to_owned();
+        }
+        if let Some(secret) = line.trim().strip_prefix("site secret:") {
+            process.demo_secret = secret.split_whitespace().next().unwrap().to_owned();
         }
         if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
             process.address = rest.split('/').next().unwrap().parse().unwrap();
@@ -485,10 +537,10 @@ fn start_process(data: &std::path::Path) -> BrokerProcess {
 async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     let data = tempfile::tempdir().unwrap();
     let mut first = start_process(data.path());
-    let site = first.demo_site.clone();
+    let (site, secret) = (first.demo_site.clone(), first.demo_secret.clone());
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/ws", first.address)).await.unwrap();
-    send(&mut socket, &hello(&site, "grace", Some("demo-article"))).await;
+    send(&mut socket, &hello(&site, &secret, "grace", Some("demo-article"))).await;
     assert!(matches!(recv(&mut socket).await, ServerMessage::Welcome(_)));
     let ServerMessage::Job(mut job) = recv(&mut socket).await else { panic!("expected job") };
     let mut position = 0;
@@ -519,7 +571,8 @@ async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
 
     let second = start_process(data.path());
     assert!(second.demo_site.is_empty(), "the restarted broker keeps its ledger and its sites");
-    let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
+    let key = KeySource::Default(data.path().join("master.key"));
+    let (ledger, _) = Ledger::open_with_key(&data.path().join("ledger.sqlite"), &key).await.unwrap();
     let site_id = ledger.site_by_key(&site).await.unwrap().unwrap().id;
     let user = ledger.user_id(site_id, "grace").await.unwrap();
     let rows = ledger.user_shares(user).await.unwrap();
@@ -533,7 +586,7 @@ async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     // against it credits nothing.
     let (mut again, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/ws", second.address)).await.unwrap();
-    send(&mut again, &hello(&site, "grace", Some("demo-article"))).await;
+    send(&mut again, &hello(&site, &secret, "grace", Some("demo-article"))).await;
     let ServerMessage::Welcome(welcome) = recv(&mut again).await else { panic!("expected welcome") };
     assert_eq!(welcome.progress[0].done.0, logged);
     assert!(matches!(recv(&mut again).await, ServerMessage::Job(_)));
@@ -645,7 +698,58 @@ async fn the_economics_api_refuses_bad_requests_with_their_codes_and_changes_not
         async move { reqwest::Client::new().post(url).body(body).send().await.unwrap().status().as_u16() }
     };
     assert_eq!(consent("nope").await, 400);
-    assert_eq!(consent(r#"{"site": "site_nope", "given": true}"#).await, 404);
+    assert_eq!(consent(r#"{"site": "site_nope", "given": true, "id": "c-12345678"}"#).await, 404);
+    assert_eq!(consent(r#"{"site": "site_nope", "given": true}"#).await, 400, "an answer needs its id");
+}
+
+/// (answers, yes) counted for every site in the last day.
+async fn consent_counts(broker: &TestBroker) -> (u64, u64) {
+    broker.ledger.consent_counts(None, minepass_broker::ledger::now_ms() - 86_400_000).await.unwrap()
+}
+
+/// `POST /api/v1/consent` from the source address `from`: (status, body).
+async fn post_consent(broker: &TestBroker, from: [u8; 4], body: Value) -> (u16, Value) {
+    let client = reqwest::Client::builder().local_address(std::net::IpAddr::from(from)).build().unwrap();
+    let url = format!("http://{}/api/v1/consent", broker.address);
+    let response = client.post(url).body(body.to_string()).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn three_thousand_consent_posts_from_one_client_move_the_count_by_at_most_five() {
+    let broker = TestBroker::start().await;
+    let answer = |id: String| json!({"site": broker.site_key, "given": true, "id": id});
+    // The same answer id counts once.
+    assert_eq!(post_consent(&broker, [127, 0, 0, 2], answer("c-00000001".into())).await.1["counted"], true);
+    assert_eq!(post_consent(&broker, [127, 0, 0, 2], answer("c-00000001".into())).await.1["counted"], false);
+    assert_eq!(consent_counts(&broker).await, (1, 1));
+
+    // The attack from the issue: one client, 3,000 answers with fresh ids, as fast as it can.
+    let posts = futures_util::stream::iter(0..3000)
+        .map(|i| post_consent(&broker, [127, 0, 0, 3], answer(format!("c-flood-{i:05}"))))
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let limited =
+        posts.iter().filter(|(status, body)| *status == 429 && body["error"] == "rate_limited").count();
+    let counted = posts.iter().filter(|(_, body)| body["counted"] == true).count();
+    assert!(limited >= 2900, "{limited} of 3000 posts were rate-limited");
+    assert_eq!(counted, minepass_broker::books::CONSENT_ANSWERS_PER_VISITOR as usize);
+    assert_eq!(
+        consent_counts(&broker).await,
+        (1 + u64::from(minepass_broker::books::CONSENT_ANSWERS_PER_VISITOR), 6)
+    );
+    // Another visitor (address) still counts, and nothing stored names an address.
+    assert_eq!(post_consent(&broker, [127, 0, 0, 4], answer("c-00000002".into())).await.1["counted"], true);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT visitor FROM consent_answers")
+        .fetch_all(
+            &sqlx::SqlitePool::connect(&format!("sqlite://{}", broker.ledger_path().display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|v| v.len() == 32 && !v.contains("127.0.0")), "{stored:?}");
 }
 
 #[tokio::test]

@@ -69,7 +69,8 @@ struct Books {
 async fn books() -> Books {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
-    let ledger = Ledger::open(&path).await.unwrap();
+    let ledger =
+        Ledger::open(&path, std::sync::Arc::new(minepass_broker::vault::Vault::ephemeral())).await.unwrap();
     let a = ledger.add_partner("Partner A").await.unwrap();
     let b = ledger.add_partner("Partner B").await.unwrap();
     ledger.set_partner_commission(&b.key, Some(1000)).await.unwrap();

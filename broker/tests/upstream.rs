@@ -33,12 +33,39 @@ struct Pool {
     seen: Vec<Value>,
 }
 
+/// A loopback port that was free just now and that no other test of this process was given (the
+/// tests run in parallel: two asking at once could otherwise get the same just-released port).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 impl Pool {
+    /// A pool on a fresh port; if that port was taken between choosing and binding it (the pool
+    /// exits at once), another one.
+    fn start_fresh(extra: &[&str]) -> Pool {
+        for _ in 0..3 {
+            if let Some(pool) = Pool::try_start(free_port(), extra) {
+                return pool;
+            }
+        }
+        panic!("the pool did not start on three ports")
+    }
+
     fn start(port: u16, extra: &[&str]) -> Pool {
+        Pool::try_start(port, extra)
+            .unwrap_or_else(|| panic!("the pool exited before it started on port {port}"))
+    }
+
+    /// Starts the pool on `port`; `None` if it exits before it reports that it started.
+    fn try_start(port: u16, extra: &[&str]) -> Option<Pool> {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         assert!(
             std::path::Path::new(root).join("node_modules/stratum-pool-sha256").exists(),
@@ -64,8 +91,17 @@ impl Pool {
             }
         });
         let mut pool = Pool { port, child, stdin, events, seen: Vec::new() };
-        pool.wait_for(|e| e["event"] == "started", "the pool to start");
-        pool
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match pool.events.recv_timeout(left) {
+                Ok(event) if event["event"] == "started" => return Some(pool),
+                Ok(event) => pool.seen.push(event),
+                // Its stdout closed: the process is gone (the port was taken, say).
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("timed out waiting for the pool to start"),
+            }
+        }
     }
 
     /// Waits (up to 20 s) for an event matching `matches`, keeping every event read.
@@ -187,7 +223,7 @@ async fn next_job(socket: &mut Socket) -> protocol::Job {
 
 #[tokio::test]
 async fn browser_sessions_mine_distinct_headers_into_a_real_pool_that_accepts_every_share() {
-    let mut pool = Pool::start(free_port(), &[]);
+    let mut pool = Pool::start_fresh(&[]);
     let (broker, upstream) =
         start_broker(upstream_config(vec![pool.url("payout.worker1")], Fallback::Gate)).await;
     wait_until("pool work", || upstream.has_work()).await;
@@ -224,7 +260,7 @@ async fn browser_sessions_mine_distinct_headers_into_a_real_pool_that_accepts_ev
 
 #[tokio::test]
 async fn a_new_block_pushes_new_work_at_once_and_makes_old_shares_stale() {
-    let mut pool = Pool::start(free_port(), &[]);
+    let mut pool = Pool::start_fresh(&[]);
     let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
     wait_until("pool work", || upstream.has_work()).await;
     let (mut socket, old_job) = open_session(&broker, "carol").await;
@@ -251,7 +287,7 @@ async fn a_new_block_pushes_new_work_at_once_and_makes_old_shares_stale() {
 
 #[tokio::test]
 async fn a_wrong_share_is_rejected_by_the_broker_before_it_reaches_the_pool() {
-    let mut pool = Pool::start(free_port(), &[]);
+    let mut pool = Pool::start_fresh(&[]);
     let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
     wait_until("pool work", || upstream.has_work()).await;
     let (mut socket, job) = open_session(&broker, "dave").await;
@@ -314,7 +350,7 @@ async fn with_fallback_pause_sessions_wait_until_a_pool_has_work() {
     );
     let (broker, upstream) = start_broker(config).await;
     let mut socket = broker.connect().await;
-    send(&mut socket, &hello(&broker.site_key, "frank", None)).await;
+    send(&mut socket, &hello(&broker.site_key, &broker.site_secret, "frank", None)).await;
     let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
     assert_eq!(welcome.mode, WorkMode::Paused);
     match recv(&mut socket).await {
@@ -359,8 +395,8 @@ async fn failover_to_the_next_pool_and_back_when_the_first_returns() {
 
 #[tokio::test]
 async fn an_unauthorized_worker_is_not_used_and_the_next_pool_is() {
-    let refusing = Pool::start(free_port(), &["--reject-user", "w"]);
-    let accepting = Pool::start(free_port(), &[]);
+    let refusing = Pool::start_fresh(&["--reject-user", "w"]);
+    let accepting = Pool::start_fresh(&[]);
     let config = upstream_config(vec![refusing.url("w"), accepting.url("w")], Fallback::Gate);
     let (_broker, upstream) = start_broker(config).await;
     wait_until("pool work", || upstream.has_work()).await;
@@ -369,7 +405,7 @@ async fn an_unauthorized_worker_is_not_used_and_the_next_pool_is() {
 
 #[tokio::test]
 async fn a_full_connection_opens_a_second_one_and_both_serve_shares() {
-    let mut pool = Pool::start(free_port(), &[]);
+    let mut pool = Pool::start_fresh(&[]);
     let mut config = upstream_config(vec![pool.url("w")], Fallback::Gate);
     config.max_sessions_per_connection = Some(2);
     let (broker, upstream) = start_broker(config).await;

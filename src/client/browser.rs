@@ -16,7 +16,7 @@ use super::backoff::Backoff;
 use super::budget::{DailyBudget, local_day};
 use super::controller::{Command, Controller, Event, Identity, nonce_ranges};
 use super::policy::{self, Battery, Facts, Limits, PauseReason};
-use crate::protocol::{self, ClientMessage, Consent, Frame, FrameProgress, ServerMessage};
+use crate::protocol::{self, ClientMessage, Consent, Frame, FrameKey, FrameProgress, ServerMessage};
 
 /// `MinePass.init` options as the loader passes them (camelCase, like the JS API).
 #[derive(Debug)]
@@ -28,7 +28,11 @@ struct Options {
     /// `"simd"` or `"plain"`: the wasm build the workers load.
     build: String,
     site: String,
-    user: String,
+    /// A publisher-vouched id (with `user_proof`) or a broker-issued anonymous one (with
+    /// `user_secret`); none for a new anonymous visitor.
+    user: Option<String>,
+    user_proof: Option<String>,
+    user_secret: Option<String>,
     content: Option<String>,
     consent: Consent,
     threads: Option<u32>,
@@ -80,7 +84,9 @@ impl Options {
             worker_url: required("workerUrl")?,
             build: required("build")?,
             site: required("site")?,
-            user: required("user")?,
+            user: fields.string("user"),
+            user_proof: fields.string("userProof"),
+            user_secret: fields.string("userSecret"),
             content: fields.string("content"),
             consent: Consent {
                 id: consent.string("id").ok_or_else(|| invalid("consent.id"))?,
@@ -107,23 +113,20 @@ fn invalid(key: &str) -> JsError {
     JsError::new(&["MinePass options: missing or invalid ", key].concat())
 }
 
+/// The entries of a JS array field, each read by `entry`; `None` if it is not an array.
+fn array_of<T>(value: &JsValue, entry: impl Fn(&Fields) -> T) -> Option<Vec<T>> {
+    js_sys::Array::is_array(value)
+        .then(|| js_sys::Array::from(value).iter().map(|e| entry(&Fields(&e))).collect())
+}
+
 /// A broker message from its JSON text: `JSON.parse`, then the protocol's own checks.
 fn server_message(text: &str) -> Option<ServerMessage> {
     let value = js_sys::JSON::parse(text).ok()?;
     let f = Fields(&value);
-    let progress = f.get("progress");
-    let progress = js_sys::Array::is_array(&progress).then(|| {
-        js_sys::Array::from(&progress)
-            .iter()
-            .map(|entry| {
-                let p = Fields(&entry);
-                FrameProgress {
-                    content: p.string("content"),
-                    done: p.string("done"),
-                    required: p.string("required"),
-                }
-            })
-            .collect()
+    let progress = array_of(&f.get("progress"), |p| FrameProgress {
+        content: p.string("content"),
+        done: p.string("done"),
+        required: p.string("required"),
     });
     let frame = Frame {
         kind: f.string("type")?,
@@ -149,6 +152,12 @@ fn server_message(text: &str) -> Option<ServerMessage> {
         t: f.integer("t"),
         reason: f.string("reason"),
         credits: f.string("credits"),
+        user: f.string("user"),
+        user_secret: f.string("user_secret"),
+        keys: array_of(&f.get("keys"), |k| FrameKey {
+            version: k.integer("version").and_then(|n| u32::try_from(n).ok()),
+            key: k.string("key"),
+        }),
     };
     ServerMessage::try_from(frame).ok()
 }
@@ -244,6 +253,8 @@ impl Client {
         let identity = Identity {
             site: options.site.clone(),
             user: options.user.clone(),
+            user_proof: options.user_proof.clone(),
+            user_secret: options.user_secret.clone(),
             content: options.content.clone(),
             consent: options.consent.clone(),
             threads,

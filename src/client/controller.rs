@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::protocol::{
-    self, ClientInfo, ClientMessage, Consent, ErrorCode, Hello, PROTOCOL_VERSION, ServerMessage, Submit,
-    Work, WorkMode,
+    self, ClientInfo, ClientMessage, Consent, ContentKey, ErrorCode, Hello, PROTOCOL_VERSION, ServerMessage,
+    Submit, Work, WorkMode,
 };
 
 /// What the browser layer must do.
@@ -40,8 +40,12 @@ pub enum Event {
     Share { work: Work, credits: Work },
     /// A share was refused (a stale job after a retarget is normal; others are worth logging).
     Rejected { code: ErrorCode },
-    /// The content's quota is met: the token for the publisher's server.
-    Unlock { content: String, token: String },
+    /// The content's quota is met: the token for the publisher's server, and for sealed content the
+    /// keys that open it (the loader decrypts; they are not passed on to the page's listeners).
+    Unlock { content: String, token: String, keys: Vec<ContentKey> },
+    /// The broker issued this visitor an anonymous identity: the loader keeps it (the secret is
+    /// shown nowhere else and the broker keeps no copy).
+    Identity { user: String, secret: String },
     /// An error from the broker (or an unreadable frame).
     Error { code: String, message: String, fatal: bool },
 }
@@ -50,7 +54,12 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub site: String,
-    pub user: String,
+    /// `None`: a new anonymous visitor (the broker issues the id in `welcome`).
+    pub user: Option<String>,
+    /// The publisher's proof for a vouched `user`.
+    pub user_proof: Option<String>,
+    /// The secret of an anonymous `user`.
+    pub user_secret: Option<String>,
     pub content: Option<String>,
     pub consent: Consent,
     pub threads: u32,
@@ -97,6 +106,8 @@ impl Controller {
             v: PROTOCOL_VERSION,
             site: id.site.clone(),
             user: id.user.clone(),
+            user_proof: id.user_proof.clone(),
+            user_secret: id.user_secret.clone(),
             consent: id.consent.clone(),
             content: id.content.clone(),
             client: ClientInfo {
@@ -127,11 +138,18 @@ impl Controller {
                 self.open = true;
                 self.resume = Some(welcome.resume);
                 self.mode = Some(welcome.mode);
-                let mut commands = vec![Command::Emit(Event::Open {
+                let mut commands = Vec::new();
+                if let Some(secret) = welcome.user_secret {
+                    // Later hellos (a reconnect) prove the identity the broker just issued.
+                    self.identity.user = Some(welcome.user.clone());
+                    self.identity.user_secret = Some(secret.clone());
+                    commands.push(Command::Emit(Event::Identity { user: welcome.user, secret }));
+                }
+                commands.push(Command::Emit(Event::Open {
                     session: welcome.session,
                     mode: welcome.mode,
                     credits: welcome.credits,
-                })];
+                }));
                 if let Some(mine) = welcome.progress.iter().find(|p| Some(&p.content) == self.content()) {
                     commands.push(self.progress_event(mine.done.0, mine.required.0));
                 }
@@ -157,7 +175,9 @@ impl Controller {
                 vec![self.progress_event(progress.done.0, progress.required.0)]
             }
             ServerMessage::Progress(_) | ServerMessage::Pong { .. } => Vec::new(),
-            ServerMessage::Unlock { content, token } => vec![Command::Emit(Event::Unlock { content, token })],
+            ServerMessage::Unlock { content, token, keys } => {
+                vec![Command::Emit(Event::Unlock { content, token, keys })]
+            }
             ServerMessage::Error { code, message, fatal } => {
                 let mut commands =
                     vec![Command::Emit(Event::Error { code: code.as_str().to_owned(), message, fatal })];
@@ -277,7 +297,9 @@ mod tests {
     fn controller(content: Option<&str>) -> Controller {
         Controller::new(Identity {
             site: "site_1".into(),
-            user: "reader".into(),
+            user: Some("reader".into()),
+            user_proof: Some("1.proof".into()),
+            user_secret: None,
             content: content.map(str::to_owned),
             consent: Consent { id: "c1".into(), given_at: 1, expires_at: 2 },
             threads: 3,
@@ -297,6 +319,8 @@ mod tests {
                 Progress { content: "article".into(), done: Work(done), required: Work(1000) },
             ],
             credits: Work(42),
+            user: "reader".into(),
+            user_secret: None,
         })
     }
 
@@ -342,6 +366,31 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_new_visitor_says_hello_without_an_id_and_proves_the_issued_one_after_a_reconnect() {
+        let mut c = Controller::new(Identity { user: None, user_proof: None, ..controller(None).identity });
+        let hello = &sent(&c.on_connected())[0];
+        assert!(hello.get("user").is_none() && hello.get("user_proof").is_none(), "{hello}");
+        let ServerMessage::Welcome(mut issued) = welcome("t", 0) else { unreachable!() };
+        issued.user = "anon_00".into();
+        issued.user_secret = Some("usec_1".into());
+        let commands = c.on_message(ServerMessage::Welcome(issued));
+        assert_eq!(
+            commands[0],
+            Command::Emit(Event::Identity { user: "anon_00".into(), secret: "usec_1".into() })
+        );
+        c.on_disconnected();
+        let again = &sent(&c.on_connected())[0];
+        assert_eq!(
+            (again["user"].as_str(), again["user_secret"].as_str()),
+            (Some("anon_00"), Some("usec_1"))
+        );
+        // A welcome without a secret (an identity already held) issues nothing to keep.
+        assert!(
+            !c.on_message(welcome("t", 0)).iter().any(|c| matches!(c, Command::Emit(Event::Identity { .. })))
+        );
     }
 
     #[test]
@@ -428,10 +477,12 @@ mod tests {
             c.on_message(accepted),
             vec![Command::Emit(Event::Share { work: Work(64), credits: Work(106) })]
         );
-        let unlock = ServerMessage::Unlock { content: "article".into(), token: "jwt".into() };
+        let keys = vec![ContentKey { version: 1, key: "k".into() }];
+        let unlock =
+            ServerMessage::Unlock { content: "article".into(), token: "jwt".into(), keys: keys.clone() };
         assert_eq!(
             c.on_message(unlock),
-            vec![Command::Emit(Event::Unlock { content: "article".into(), token: "jwt".into() })]
+            vec![Command::Emit(Event::Unlock { content: "article".into(), token: "jwt".into(), keys })]
         );
         let rate_limited =
             ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), fatal: false };

@@ -155,12 +155,19 @@ export const openPages = [];
 export async function openPage(context, url) {
   const page = await context.newPage();
   openPages.push(page);
-  const log = { requests: [], sockets: [], framesSent: [], workers: [], errors: [], console: [] };
+  const log = { requests: [], responses: [], sockets: [], framesSent: [], framesReceived: [], workers: [], errors: [], console: [] };
   page.on('request', (request) => log.requests.push(request.url()));
+  // Every body the page received (HTML, JS, wasm, JSON), for "is this text anywhere?" checks.
+  page.on('response', (response) => {
+    const entry = { at: Date.now(), url: response.url(), body: null };
+    log.responses.push(entry);
+    entry.done = response.body().then((body) => (entry.body = body), () => (entry.body = Buffer.alloc(0)));
+  });
   page.on('worker', (worker) => log.workers.push(worker));
   page.on('websocket', (socket) => {
     log.sockets.push(socket.url());
     socket.on('framesent', (frame) => log.framesSent.push({ at: Date.now(), payload: String(frame.payload) }));
+    socket.on('framereceived', (frame) => log.framesReceived.push({ at: Date.now(), payload: String(frame.payload) }));
   });
   page.on('pageerror', (error) => log.errors.push(String(error)));
   page.on('console', (message) => log.console.push(message.text()));

@@ -1,5 +1,7 @@
-// The demo publisher's own script: shows the unlock token (a real site sends it to its server).
+// The demo publisher's own script: shows the unlock token (a real site sends it to its server). The
+// event fires once the sealed second half is decrypted and in the page.
 document.getElementById('gate').addEventListener('minepass-unlock', (event) => {
   const token = event.detail.token;
-  document.getElementById('token').textContent = `${token.slice(0, 24)}…${token.slice(-12)}`;
+  const slot = document.getElementById('token');
+  if (slot) slot.textContent = `${token.slice(0, 24)}…${token.slice(-12)}`;
 });

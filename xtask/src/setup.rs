@@ -169,6 +169,21 @@ pub fn ensure_npm_packages() -> Result<()> {
     Ok(())
 }
 
+/// The runtimes of the publisher kits (examples/kits) that `broker/tests/kits.rs` runs: Debian's
+/// php-cli (sodium built in) and, for the Python kit, PyJWT and cryptography. Node's `jose` comes
+/// from `package.json` with [`ensure_npm_packages`].
+pub fn ensure_kit_runtimes() -> Result<()> {
+    if output("php", &["--version"]).is_none() {
+        apt_install(&["php-cli"])?;
+    }
+    if output("python3", &["-c", "import jwt, cryptography"]).is_none() {
+        let requirements = "examples/kits/python/requirements.txt";
+        exec(Command::new("python3").args(["-m", "pip", "install", "-q", "-r", requirements]))
+            .with_context(|| format!("install them with `python3 -m pip install -r {requirements}`"))?;
+    }
+    Ok(())
+}
+
 /// wasm-opt from the npm `binaryen` package (Debian's binaryen 108 corrupts wasm-bindgen's externref
 /// table export); `None` with a warning if npm is unavailable, since the build works without it.
 pub fn wasm_opt() -> Option<&'static str> {

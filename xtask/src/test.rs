@@ -4,7 +4,7 @@
 //! 1. tidy, `cargo fmt --check`, clippy (native, wasm32+simd128, and the wasm32 SDK client) with
 //!    `-D warnings`;
 //! 2. native tests of the whole workspace (the broker's upstream tests against a real Stratum pool
-//!    from npm, run by node);
+//!    from npm, run by node; its kits tests run the publisher kits under node, python3 and php);
 //! 3. the wasm builds (they must link and bind);
 //! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
 //!    build, each asserting it really runs the kernel it was built for;
@@ -38,6 +38,8 @@ pub fn run() -> Result<()> {
     )?;
     // The upstream tests run a real Stratum pool from npm (stratum-pool-sha256) under node.
     setup::ensure_npm_packages()?;
+    // The kits tests run the publisher kits under node (jose, from npm above), python3 and php.
+    setup::ensure_kit_runtimes()?;
     let mut tally = Tally::default();
     tally.exec(cargo().args(["test", "--workspace"]))?;
 

@@ -24,6 +24,8 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/api/v1/admin/sites", get(list_sites).post(add_site))
         .route("/api/v1/admin/sites/{site}", patch(update_site))
         .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
+        .route("/api/v1/admin/sites/{site}/content/{content}/sealed", put(seal_content))
+        .route("/api/v1/sealed/{site}/{content}", get(sealed_content).layer(public_cors()))
         .merge(super::economics::routes())
         .merge(super::rewards::routes())
 }
@@ -34,6 +36,8 @@ pub(super) enum ApiError {
     /// The body is not the expected JSON, or a field is out of its range (the code names which).
     BadRequest(&'static str),
     NotFound,
+    /// Too many requests from one address; retry after the given seconds.
+    RateLimited,
     Token(TokenError),
     Internal(anyhow::Error),
 }
@@ -44,6 +48,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::BadRequest(code) => (StatusCode::BAD_REQUEST, code),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::RateLimited => {
+                let body = Json(json!({ "ok": false, "error": "rate_limited" }));
+                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "60")], body).into_response();
+            }
             // A well-formed request about a bad token is answered 200 with ok: false (as siteverify APIs do).
             ApiError::Token(error) => (StatusCode::OK, error.code()),
             ApiError::Internal(error) => {
@@ -61,11 +69,16 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// The credential of `Authorization: Bearer <credential>`; the scheme's name is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
 pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim_start())
+        .filter(|credential| !credential.is_empty())
         .ok_or(ApiError::Unauthorized)
 }
 
@@ -169,7 +182,9 @@ async fn add_site(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateSiteRequest {
-    enabled: bool,
+    enabled: Option<bool>,
+    /// The longest consent lifetime the site's hellos may present, in hours.
+    consent_max_hours: Option<u32>,
 }
 
 /// `PATCH /api/v1/admin/sites/{site}` `{"enabled": false}`: a disabled site gets no new sessions.
@@ -182,7 +197,15 @@ async fn update_site(
     authorize_admin(&broker, &headers).await?;
     let request = body(request)?;
     existing_site(&broker, &key).await?;
-    broker.ledger.set_site_enabled(&key, request.enabled).await?;
+    if request.consent_max_hours.is_some_and(|hours| !(1..=24 * 366).contains(&hours)) {
+        return Err(ApiError::BadRequest("bad_consent_max_hours"));
+    }
+    if let Some(enabled) = request.enabled {
+        broker.ledger.set_site_enabled(&key, enabled).await?;
+    }
+    if let Some(hours) = request.consent_max_hours {
+        broker.ledger.set_consent_max_hours(&key, hours).await?;
+    }
     let site = site_view(&broker, existing_site(&broker, &key).await?).await?;
     Ok(Json(json!({ "ok": true, "site": site })).into_response())
 }
@@ -217,4 +240,58 @@ async fn put_content(
     broker.ledger.put_content(&site_key, &content_key, &request.title, request.required_work.0).await?;
     let content = ContentView { id: content_key, title: request.title, required_work: request.required_work };
     Ok(Json(json!({ "ok": true, "content": content })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealRequest {
+    /// The gated HTML.
+    html: String,
+    /// Stop opening earlier versions at once (their keys leaked, say).
+    #[serde(default)]
+    retire_previous: bool,
+}
+
+/// `PUT /api/v1/admin/sites/{site}/content/{content}/sealed` `{"html": …, "retire_previous"?}`:
+/// encrypts the item's gated HTML under a new key version; the answer holds the sealed string for
+/// pages that embed it (`<minepass-gate sealed="…">`).
+async fn seal_content(
+    State(broker): State<Arc<Broker>>,
+    Path((site_key, content_key)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Result<Json<SealRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize_admin(&broker, &headers).await?;
+    let request = body(request)?;
+    let site = existing_site(&broker, &site_key).await?;
+    if !broker.ledger.content(site.id).await?.iter().any(|c| c.key == content_key) {
+        return Err(ApiError::NotFound);
+    }
+    if request.html.is_empty() || request.html.len() > crate::seals::MAX_SEALED_BYTES {
+        return Err(ApiError::BadRequest("bad_html"));
+    }
+    let sealed =
+        broker.ledger.seal_content(&site_key, &content_key, &request.html, request.retire_previous).await?;
+    tracing::info!(site = %site_key, content = %content_key, version = sealed.version, "content sealed");
+    Ok(Json(json!({ "ok": true, "content": content_key, "version": sealed.version, "sealed": sealed.text }))
+        .into_response())
+}
+
+/// `GET /api/v1/sealed/{site}/{content}`: the newest sealed version of an item, ciphertext only
+/// (its key comes in the `unlock`), readable from any origin; `not_found` if it is not sealed.
+async fn sealed_content(
+    State(broker): State<Arc<Broker>>,
+    Path((site_key, content_key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let sealed = broker.ledger.current_seal(&site_key, &content_key).await?.ok_or(ApiError::NotFound)?;
+    let body =
+        json!({ "ok": true, "content": content_key, "version": sealed.version, "sealed": sealed.text });
+    // Short-lived in caches: a re-seal shows within a minute.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(body)).into_response())
+}
+
+fn public_cors() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
 }

@@ -3,10 +3,11 @@
 //! partner's dashboard key) and the SDK's anonymous consent-answer count. Handlers are thin: the
 //! books are in [`crate::books`], the math in [`crate::settlement`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{ApiError, authorize_admin, bearer, body};
-use crate::books::{self, Partner, Source};
+use crate::books::{self, ConsentCount, Partner, Source};
 use crate::ledger::now_ms;
 use crate::session::Broker;
 use crate::settlement;
@@ -382,16 +383,34 @@ async fn overview(
 struct ConsentAnswer {
     site: String,
     given: bool,
+    /// The answer's random id (the SDK's consent record id): an answer counts once.
+    id: String,
 }
 
-/// `POST /api/v1/consent {"site", "given"}` from the SDK when the visitor answers the consent
-/// dialog: counted per site for the consent rate, nothing about the visitor is stored. The body is
-/// read whatever its content type: `navigator.sendBeacon` from another origin can only send text.
-async fn consent_answer(State(broker): State<Arc<Broker>>, request: String) -> Result<Response, ApiError> {
+/// `POST /api/v1/consent {"site", "given", "id"}` from the SDK when the visitor answers the consent
+/// dialog: counted per site for the consent rate under the rules in docs/PROTOCOL.md (once per id,
+/// a few per visitor and day, requests per address rate-limited); the visitor is stored only as a
+/// daily-salted hash. The body is read whatever its content type: `navigator.sendBeacon` from
+/// another origin can only send text.
+async fn consent_answer(
+    State(broker): State<Arc<Broker>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: String,
+) -> Result<Response, ApiError> {
+    if !broker.consent_answers_allowed(peer.ip()) {
+        return Err(ApiError::RateLimited);
+    }
     let answer: ConsentAnswer =
         serde_json::from_str(&request).map_err(|_| ApiError::BadRequest("bad_request"))?;
-    if !broker.ledger.record_consent_answer(&answer.site, answer.given).await? {
-        return Err(ApiError::NotFound);
+    let id_ok = (8..=64).contains(&answer.id.len()) && answer.id.bytes().all(|b| b.is_ascii_graphic());
+    if !id_ok {
+        return Err(ApiError::BadRequest("bad_id"));
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let counted =
+        match broker.ledger.record_consent_answer(&answer.site, answer.given, &answer.id, peer.ip()).await? {
+            ConsentCount::UnknownSite => return Err(ApiError::NotFound),
+            ConsentCount::Counted => true,
+            ConsentCount::NotCounted => false,
+        };
+    Ok(Json(json!({ "ok": true, "counted": counted })).into_response())
 }

@@ -54,7 +54,12 @@ impl TestBroker {
         configure: impl FnOnce(&mut Broker),
     ) -> TestBroker {
         let data = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&data.path().join("ledger.sqlite")).await.unwrap();
+        let ledger = Ledger::open(
+            &data.path().join("ledger.sqlite"),
+            Arc::new(minepass_broker::vault::Vault::ephemeral()),
+        )
+        .await
+        .unwrap();
         let site = ledger.add_site("Test site").await.unwrap();
         ledger.put_content(&site.key, "article", "Article", CONTENT_WORK).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,6 +85,11 @@ impl TestBroker {
             _data: data,
             shutdown: Some(shutdown),
         }
+    }
+
+    /// The ledger's SQLite file.
+    pub fn ledger_path(&self) -> std::path::PathBuf {
+        self._data.path().join("ledger.sqlite")
     }
 
     /// `POST /api/v1/tokens/verify` as a publisher would: (HTTP status, JSON body).
@@ -122,10 +132,21 @@ impl Drop for TestBroker {
     }
 }
 
-pub fn hello(site: &str, user: &str, content: Option<&str>) -> Value {
+/// A hello for the publisher-vouched `user`, with the proof the publisher's server would mint from
+/// the site secret.
+pub fn hello(site: &str, secret: &str, user: &str, content: Option<&str>) -> Value {
+    let mut hello = anonymous_hello(site, content);
+    let exp = minepass_broker::ledger::now_ms() / 1000 + 3600;
+    hello["user"] = json!(user);
+    hello["user_proof"] = json!(minepass_broker::identity::user_proof(secret, site, user, exp));
+    hello
+}
+
+/// A hello of a new anonymous visitor (no user: the broker issues one).
+pub fn anonymous_hello(site: &str, content: Option<&str>) -> Value {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut hello = json!({
-        "type": "hello", "v": 1, "site": site, "user": user,
+        "type": "hello", "v": 1, "site": site,
         "consent": {"id": "consent-1", "given_at": now - 1000, "expires_at": now + 86_400_000},
         "client": {"threads": 2, "simd": false, "hashrate": 1000},
     });
@@ -177,7 +198,7 @@ pub fn mine(job: &protocol::Job) -> u32 {
 
 pub async fn open_session(broker: &TestBroker, user: &str) -> (Socket, protocol::Job) {
     let mut socket = broker.connect().await;
-    send(&mut socket, &hello(&broker.site_key, user, Some("article"))).await;
+    send(&mut socket, &hello(&broker.site_key, &broker.site_secret, user, Some("article"))).await;
     let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
     assert_eq!(welcome.v, protocol::PROTOCOL_VERSION);
     assert_eq!(welcome.progress.len(), 1);
