@@ -218,7 +218,12 @@ impl Ledger {
         ledger.backfill_user_work().await?;
         // Ledgers from before the vault kept the resume-token key in plaintext; it is now derived
         // from the KEK (`Broker::new`), so the old one only has to go.
-        sqlx::query("DELETE FROM settings WHERE name = 'resume_key'").execute(&ledger.writer).await?;
+        let erased =
+            sqlx::query("DELETE FROM settings WHERE name = 'resume_key'").execute(&ledger.writer).await?;
+        if erased.rows_affected() > 0 {
+            // Overwritten in place (`secure_delete`); the log's older copy of the page goes too.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&ledger.writer).await?;
+        }
         Ok(ledger)
     }
 

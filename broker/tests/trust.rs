@@ -467,3 +467,78 @@ async fn plaintext_signing_keys_of_an_older_ledger_are_sealed_erased_and_retired
     assert!(!token.starts_with(&B64.encode(r#"{"alg":"EdDSA","typ":"JWT","kid":"legacykid"}"#)));
     assert!(tokens.jwks()["keys"].as_array().unwrap().iter().any(|k| k["kid"] == "legacykid"));
 }
+
+#[tokio::test]
+async fn an_older_ledger_migrates_without_losing_anyones_work() {
+    // A ledger as the broker before user proofs left it: migrations 0001-0007 only, a site with a
+    // hashed secret, users with shares, progress and credits, a plaintext signing seed and resume key,
+    // and consent answers without visitors.
+    let dir = tempfile::tempdir().unwrap();
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old_migrations.join(name)).unwrap();
+        }
+    }
+    let path = dir.path().join("ledger.sqlite");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let old = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old_migrations.as_path()).await.unwrap().run(&old).await.unwrap();
+    let secret = "secret_old";
+    let script = format!(
+        "INSERT INTO sites (id, site_key, name, secret_hash, created_at) VALUES (1, 'site_old', 'Old', '{}', 0);
+         INSERT INTO content (id, site_id, content_key, title, required_work, created_at) VALUES (1, 1, 'article', 'A', '2', 0);
+         INSERT INTO users (id, site_id, external_id, created_at) VALUES (1, 1, 'reader-42', 0), (2, 1, 'anon-123456789', 0);
+         INSERT INTO progress (user_id, content_id, work, unlocked_at) VALUES (1, 1, '2', 5);
+         INSERT INTO user_work (user_id, earned) VALUES (1, '2'), (2, '1');
+         INSERT INTO signing_keys (kid, seed, created_at) VALUES ('oldkid', X'{}', 0);
+         INSERT INTO settings (name, value) VALUES ('resume_key', '{}');
+         INSERT INTO consent_answers (site_id, given, at) VALUES (1, 1, {now});",
+        minepass_broker::ledger::hash_secret(secret),
+        "77".repeat(32),
+        "88".repeat(32),
+        now = now_ms(),
+    );
+    sqlx::raw_sql(&script).execute(&old).await.unwrap();
+    // Three shares of work 1 each (the all-ones target: any header meets it), re-verifiable.
+    for (index, user) in [1, 1, 2].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at)
+             VALUES ('s', ?, 0, 1, ?, 1, ?, ?, '1', 0)",
+        )
+        .bind(format!("job-{index}"))
+        .bind(user)
+        .bind(&[index as u8; 80][..])
+        .bind(&[0xffu8; 32][..])
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+
+    let ledger = Ledger::open(&path, std::sync::Arc::new(Vault::ephemeral())).await.unwrap();
+    minepass_broker::tokens::Tokens::load(&ledger, "http://issuer".into()).await.unwrap();
+    assert_eq!(ledger.share_totals().await.unwrap(), (3, 3), "every share is still there");
+    assert_eq!(ledger.progress(1, "reader-42").await.unwrap(), vec![(1, 2)]);
+    assert_eq!(ledger.credits(1, "reader-42").await.unwrap(), 2);
+    assert_eq!(ledger.credits(1, "anon-123456789").await.unwrap(), 1);
+    let report = ledger.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!contains(&bytes, &[0x77; 32]), "the plaintext seed is still in the file");
+    assert!(!contains(&bytes, "88".repeat(32).as_bytes()), "the plaintext resume key is still in the file");
+    assert_eq!(
+        ledger.consent_counts(None, 0).await.unwrap(),
+        (0, 0),
+        "answers from before the rules are not counted"
+    );
+    // The old site vouches again once its secret is rotated, and reader-42's work is theirs.
+    let site = ledger.site_by_key("site_old").await.unwrap().unwrap();
+    assert!(ledger.site_secret(&site).unwrap().is_none());
+    let rotated = ledger.rotate_site_secret("site_old").await.unwrap();
+    let site = ledger.site_by_key("site_old").await.unwrap().unwrap();
+    assert_eq!(ledger.site_secret(&site).unwrap(), Some(rotated.secret));
+}

@@ -6,6 +6,7 @@
 // Each scenario prints `ok`/`not ok`; the last line is `test result: …` like cargo's. Screenshots go to
 // docs/screenshots/.
 import { mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
   activeWorkers,
@@ -341,6 +342,70 @@ const scenarios = {
     } finally {
       publisher.close();
     }
+  },
+
+  async 'users are proven: a vouched reader mines as themselves, their bare id gets nothing, an anonymous visitor keeps theirs'({ browser, broker }) {
+    // What the publisher's server does (examples/kits/): a proof for its signed-in reader.
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const mac = createHmac('sha256', broker.secret).update(`minepass-user-proof-v1\nsite_demo\nreader-42\n${exp}`);
+    const proof = `${exp}.${mac.digest('hex')}`;
+    const markup = (attributes) => `<!doctype html><meta charset="utf-8"><title>Publisher</title>
+      <script src="${broker.url}/minepass.js" data-site="site_demo" ${attributes} async></script>
+      <minepass-gate content="demo-article"></minepass-gate>`;
+    const pages = {
+      '/vouched': markup(`data-user="reader-42" data-user-proof="${proof}"`),
+      '/claimed': markup('data-user="reader-42"'),
+    };
+    const publisher = createServer((request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      response.end(pages[request.url] || '');
+    });
+    await new Promise((resolve) => publisher.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${publisher.address().port}`;
+    const unlockOf = async (page) => {
+      const [unlock] = await until(async () => {
+        const events = await page.events('unlock');
+        return events.length ? events : null;
+      }, 60_000, 'unlock');
+      return verifyToken(broker, unlock.detail.token);
+    };
+    try {
+      const vouched = await openPage(await browser.newContext(), `${origin}/vouched`);
+      await gateButton(vouched).click();
+      await allow(vouched);
+      const claims = (await unlockOf(vouched)).claims;
+      assert(claims.sub === 'reader-42', `the vouched reader's token: ${JSON.stringify(claims)}`);
+
+      // Another visitor's page names reader-42 without the proof: refused, no session, nothing unlocked.
+      const claimed = await openPage(await browser.newContext(), `${origin}/claimed`);
+      await gateButton(claimed).click();
+      await allow(claimed);
+      const [error] = await until(async () => {
+        const errors = (await claimed.events('error')).filter((e) => e.detail.code === 'bad_user_proof');
+        return errors.length ? errors : null;
+      }, 20_000, 'bad_user_proof');
+      assert(error.detail.fatal === true, 'the refusal is fatal');
+      await sleep(1000);
+      assert((await claimed.events('open')).length === 0 && (await claimed.events('unlock')).length === 0, 'the claimed id got a session');
+    } finally {
+      publisher.close();
+    }
+
+    // No data-user: the broker issues an anonymous id; the SDK keeps it, and a reload proves it.
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await gateButton(page).click();
+    await allow(page);
+    const first = (await unlockOf(page)).claims;
+    assert(/^anon_[0-9a-f]{32}$/.test(first.sub), `an anonymous id: ${first.sub}`);
+    const kept = await page.evaluate(() => JSON.parse(localStorage.getItem('minepass.site_demo.identity')));
+    assert(kept.user === first.sub && /^usec_/.test(kept.secret), `the identity is kept: ${JSON.stringify(kept)}`);
+    const [identity] = await page.events('identity');
+    assert(identity.detail.user === first.sub && identity.detail.secret === undefined, 'listeners never see the secret');
+    await page.reload();
+    const again = (await unlockOf(page)).claims;
+    assert(again.sub === first.sub && again.jti !== first.jti, `the same visitor after a reload: ${again.sub}`);
+    await context.close();
   },
 
   async 'the demo works under a strict Content-Security-Policy'({ browser, broker }) {
