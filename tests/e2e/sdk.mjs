@@ -118,6 +118,40 @@ const scenarios = {
     await context.close();
   },
 
+  async 'scripts and event handlers in sealed HTML never run, the markup is kept'({ browser, broker }) {
+    // A publisher's sealed HTML with every way it could try to run code on the page (which has no CSP).
+    const html = `<section class="unlocked"><p id="kept" class="note">Kept text</p>
+      <script>window.__ran = 'script'</script>
+      <img id="img" src="data:," onerror="window.__ran = 'onerror'" alt="">
+      <a id="link" href=" javascript:window.__ran = 'link'">link</a>
+      <iframe id="frame" srcdoc="<script>parent.__ran = 'srcdoc'</script>"></iframe>
+      <svg><a id="svglink" href="javascript:window.__ran = 'svg'"><text>x</text></a></svg></section>`;
+    const sealed = await admin(broker, 'PUT', '/sites/site_demo/content/demo-article/sealed', { html });
+    assert(sealed.ok && sealed.version === 2, `sealed: ${JSON.stringify(sealed)}`);
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await gateButton(page).click();
+    await allow(page);
+    await page.locator('minepass-gate #kept').waitFor({ state: 'visible', timeout: 60_000 });
+    await page.locator('minepass-gate #link').click();
+    await sleep(500);
+    const seen = await page.evaluate(() => {
+      const gate = document.querySelector('minepass-gate');
+      return {
+        ran: window.__ran ?? null,
+        scripts: gate.querySelectorAll('script').length,
+        onerror: gate.querySelector('#img').getAttribute('onerror'),
+        href: gate.querySelector('#link').getAttribute('href'),
+        srcdoc: gate.querySelector('#frame').getAttribute('srcdoc'),
+        svgHref: gate.querySelector('#svglink').getAttribute('href'),
+        className: gate.querySelector('#kept').className,
+      };
+    });
+    const expected = { ran: null, scripts: 0, onerror: null, href: null, srcdoc: null, svgHref: null, className: 'note' };
+    assert(JSON.stringify(seen) === JSON.stringify(expected), `sealed markup as inserted: ${JSON.stringify(seen)}`);
+    await context.close();
+  },
+
   async 'revoke stops every worker within a second and no share is sent after'({ browser, broker }) {
     const context = await browser.newContext();
     const page = await openPage(context, `${broker.url}/demo/`);
