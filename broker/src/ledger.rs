@@ -882,8 +882,13 @@ async fn add_progress(
 // share to save queue memory only on answers.
 #[allow(clippy::large_enum_variant)]
 enum Pending {
-    Share { share: ShareRecord, ack: oneshot::Sender<Result<Credit, String>> },
+    Share {
+        share: ShareRecord,
+        ack: oneshot::Sender<Result<Credit, String>>,
+    },
     Answer(PoolAnswer),
+    /// Answered once everything queued before it has been committed (shutdown's drain).
+    Flush(oneshot::Sender<()>),
 }
 
 /// Sends shares to the committer task and waits for their durable credit.
@@ -907,6 +912,7 @@ impl Committer {
                 let mut shares = Vec::new();
                 let mut acks = Vec::new();
                 let mut answers = Vec::new();
+                let mut flushed = Vec::new();
                 for pending in batch.drain(..) {
                     match pending {
                         Pending::Share { share, ack } => {
@@ -914,6 +920,7 @@ impl Committer {
                             acks.push(ack);
                         }
                         Pending::Answer(answer) => answers.push(answer),
+                        Pending::Flush(done) => flushed.push(done),
                     }
                 }
                 let started = std::time::Instant::now();
@@ -941,9 +948,21 @@ impl Committer {
                         }
                     }
                 }
+                // Everything before the flush marker was in this batch (the queue is in order).
+                for done in flushed {
+                    let _ = done.send(());
+                }
             }
         });
         Committer { queue }
+    }
+
+    /// Returns once every share and answer queued before this call has been committed (or failed).
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue.send(Pending::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
     }
 
     /// Queues a share and returns once its batch has committed (or failed: then nothing was credited).

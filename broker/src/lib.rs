@@ -35,14 +35,16 @@ use anyhow::Result;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener` until `shutdown` resolves, then drains the broker (see
+/// [`session::Broker::drain`]): nothing acknowledged and no pool answer received is lost.
 pub async fn run(
     listener: TcpListener,
     broker: Arc<session::Broker>,
     dirs: &http::StaticDirs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let app = http::app(broker, dirs);
+    let app = http::app(Arc::clone(&broker), dirs);
+    let stopping = broker.stopping.clone();
     // Replies are small frames sent back to back (accepted, progress, …): without TCP_NODELAY, Nagle's
     // algorithm holds the second one for the peer's delayed ACK (up to 40 ms).
     let listener = listener.tap_io(|tcp| {
@@ -51,7 +53,12 @@ pub async fn run(
         }
     });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Upgraded sockets are not the HTTP server's to wait for: tell them now.
+            stopping.cancel();
+        })
         .await?;
+    broker.drain().await;
     Ok(())
 }

@@ -8,6 +8,8 @@ use minepass::protocol::{
     self, ClientMessage, ErrorCode, Hello, PROTOCOL_VERSION, Progress, ServerMessage, Welcome, Work, WorkMode,
 };
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::identity;
 
@@ -30,6 +32,11 @@ pub struct Broker {
     /// Most WebSocket connections one IP address may hold.
     pub max_connections_per_address: u32,
     connections: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
+    /// Cancelled when the broker shuts down: sockets close with [`CLOSE_GOING_AWAY`].
+    pub stopping: CancellationToken,
+    /// Every task the broker started for its sessions (sockets, pool-answer waiters): shutdown
+    /// waits for them.
+    pub tasks: TaskTracker,
     /// `POST /api/v1/consent` requests per address: a burst of 10, then one every 6 s.
     consent_limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// Key for resume tokens.
@@ -51,11 +58,30 @@ impl Broker {
             rate_limit: RateLimit { per_second: 20, burst: 40 },
             max_connections_per_address: 32,
             connections: Default::default(),
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
             consent_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 std::num::NonZeroU32::new(10).expect("10 > 0"),
             )),
             resume_key,
         }
+    }
+
+    /// Shuts down in order, losing nothing acknowledged: sockets finish the frame in hand (an ack is
+    /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
+    /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
+    /// committer commits everything queued.
+    pub async fn drain(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        if let Some(upstream) = self.jobs.upstream() {
+            upstream.shutdown().await;
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tasks.wait()).await.is_err() {
+            tracing::warn!("{} session tasks still running after {DRAIN_TIMEOUT:?}", self.tasks.len());
+        }
+        self.committer.flush().await;
+        tracing::info!("drained: every acknowledged share and received pool answer is committed");
     }
 
     /// Whether `address` may post another consent answer now (the per-address rate limit).
@@ -136,6 +162,12 @@ impl Drop for ConnectionSlot {
 
 /// How far in the future a consent record's `given_at` may be: the visitor's clock may run ahead.
 pub const CONSENT_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// WebSocket close code when the broker shuts down (RFC 6455: going away): the SDK reconnects, to
+/// another broker of a fleet, and resumes.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Longest wait at shutdown for session tasks after the pool lanes have ended.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// WebSocket close code after a fatal protocol error (RFC 6455: policy violation).
 pub const CLOSE_POLICY: u16 = 1008;
@@ -508,7 +540,7 @@ impl Session {
             let answer = upstream.submit(pool, share.nonce, received);
             let committer = self.broker.committer.clone();
             let pool_work = pool.job.target.expected_hashes();
-            tokio::spawn(async move {
+            self.broker.tasks.spawn(async move {
                 let answer =
                     answer.await.unwrap_or(Answer::Unanswered { reason: "no answer in time".into() });
                 let (outcome, code, reason) = match answer {

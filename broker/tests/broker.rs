@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -480,63 +479,10 @@ async fn an_address_over_its_connection_limit_is_refused_with_4031() {
 
 // --- Durability: kill -9 mid-stream, restart, count. ---
 
-/// A broker process started from the built binary, with its stdout lines read until it listens.
-struct BrokerProcess {
-    child: std::process::Child,
-    address: SocketAddr,
-    /// The demo site key and secret printed on first start (empty on later starts).
-    demo_site: String,
-    demo_secret: String,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        // SIGKILL on Unix; a no-op error if the test already killed it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_process(data: &std::path::Path) -> BrokerProcess {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "4096", "--max-share-work", "4096"])
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    // Owned from here on, so a failed start is still killed and reaped (Drop).
-    let mut process = BrokerProcess {
-        child,
-        address: ([127, 0, 0, 1], 0).into(),
-        demo_site: String::new(),
-        demo_secret: String::new(),
-    };
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines.next().expect("broker prints its address").unwrap();
-        if let Some(key) = line.trim().strip_prefix("site key:") {
-            process.demo_site = key.trim().to_owned();
-        }
-        if let Some(secret) = line.trim().strip_prefix("site secret:") {
-            process.demo_secret = secret.split_whitespace().next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
-            process.address = rest.split('/').next().unwrap().parse().unwrap();
-            // Keep draining stdout so the broker never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return process;
-        }
-    }
-}
-
 #[tokio::test]
 async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     let data = tempfile::tempdir().unwrap();
-    let mut first = start_process(data.path());
+    let mut first = start_process(data.path(), &[]);
     let (site, secret) = (first.demo_site.clone(), first.demo_secret.clone());
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("ws://{}/ws", first.address)).await.unwrap();
@@ -569,7 +515,7 @@ async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
-    let second = start_process(data.path());
+    let second = start_process(data.path(), &[]);
     assert!(second.demo_site.is_empty(), "the restarted broker keeps its ledger and its sites");
     let key = KeySource::Default(data.path().join("master.key"));
     let (ledger, _) = Ledger::open_with_key(&data.path().join("ledger.sqlite"), &key).await.unwrap();

@@ -33,14 +33,15 @@ struct Pool {
     seen: Vec<Value>,
 }
 
-/// A loopback port that was free just now and that no other test of this process was given (the
-/// tests run in parallel: two asking at once could otherwise get the same just-released port).
+/// A port for a pool to listen on, below Linux's ephemeral range (32768 and up): the pool listens on
+/// every address, and a port from that range can be taken between choosing and binding by the local
+/// end of any outgoing connection (the tests make many). Never the same port twice in one process.
 fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap();
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
+        let port = 20_000 + (rand::random::<u16>() % 12_000);
+        if !given.contains(&port) && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
             given.push(port);
             return port;
         }
@@ -428,4 +429,111 @@ async fn a_full_connection_opens_a_second_one_and_both_serve_shares() {
     assert!(shares.iter().all(|s| s["valid"] == true), "{shares:?}");
     let subscriptions = pool.seen.iter().filter(|e| e["event"] == "authorize").count();
     assert_eq!(subscriptions, 2);
+}
+
+/// One miner against a broker process until the broker closes the socket: the (job, nonce) of every
+/// acknowledged share, and the close code.
+async fn mine_until_closed(address: std::net::SocketAddr, hello: Value) -> (Vec<(String, u32)>, Option<u16>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await.unwrap();
+    send(&mut socket, &hello).await;
+    let mut job = None;
+    let mut acked = Vec::new();
+    let mut position = 0;
+    loop {
+        if let Some(job) = &job {
+            let (nonce, next) = mine_from(job, position);
+            position = next;
+            let submit = json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(nonce)});
+            if socket.send(Message::Text(submit.to_string().into())).await.is_err() {
+                return (acked, None);
+            }
+        }
+        // Read until this share's answer (or, before the first pool job, until one arrives).
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str(&text).unwrap() {
+                    ServerMessage::Accepted { job, nonce, .. } => {
+                        acked.push((job, protocol::parse_nonce(&nonce).unwrap()));
+                        break;
+                    }
+                    ServerMessage::Rejected { .. } => break,
+                    ServerMessage::Job(next) if next.mode == WorkMode::Pool => {
+                        let first = job.is_none();
+                        job = Some(next);
+                        position = 0;
+                        if first {
+                            break;
+                        }
+                    }
+                    _ => {}
+                },
+                Some(Ok(Message::Close(frame))) => return (acked, frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => return (acked, None),
+            }
+        }
+    }
+}
+
+// The pool helper blocks its thread while it waits: the miners run on the other worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_acknowledged_share_and_no_pool_answer() {
+    // Answers take 400 ms, so many are in flight when the signal comes.
+    let mut pool = Pool::start_fresh(&["--answer-delay-ms", "400"]);
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("stratum+tcp://minepass.test:x@127.0.0.1:{}", pool.port);
+    let mut broker = start_process(data.path(), &["--pool", &url]);
+    let miners: Vec<_> = (0..4)
+        .map(|i| {
+            let hello = hello(&broker.demo_site, &broker.demo_secret, &format!("reader-{i}"), None);
+            tokio::spawn(mine_until_closed(broker.address, hello))
+        })
+        .collect();
+    // Under load: the pool is answering a stream of the browsers' shares.
+    pool.shares(20);
+    let status = Command::new("kill").args(["-TERM", &broker.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = broker.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the broker did not exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "the broker exits cleanly after draining: {exit}");
+
+    let mut acked = Vec::new();
+    for miner in miners {
+        let (shares, close) = miner.await.unwrap();
+        assert_eq!(close, Some(1001), "sockets close with going-away");
+        acked.extend(shares);
+    }
+    let key = minepass_broker::vault::KeySource::Default(data.path().join("master.key"));
+    let (ledger, _) =
+        minepass_broker::ledger::Ledger::open_with_key(&data.path().join("ledger.sqlite"), &key)
+            .await
+            .unwrap();
+    let site = ledger.site_by_key(&broker.demo_site).await.unwrap().unwrap();
+    let mut logged = Vec::new();
+    for i in 0..4 {
+        if let Some((user, _, _)) = ledger.user_credits(site.id, &format!("reader-{i}")).await.unwrap() {
+            logged.extend(
+                ledger.user_shares(user).await.unwrap().into_iter().map(|(job, nonce, _)| (job, nonce)),
+            );
+        }
+    }
+    assert!(acked.len() >= 20, "{} acknowledged shares", acked.len());
+    for share in &acked {
+        assert!(logged.contains(share), "acknowledged share {share:?} lost");
+    }
+    // Every share the broker forwarded has the pool's answer in the ledger, and every share the pool
+    // accepted (it answered before the broker exited) is recorded as accepted.
+    let totals = ledger.pool_totals(None).await.unwrap();
+    assert_eq!(totals.submitted, totals.accepted + totals.rejected + totals.unanswered, "{totals:?}");
+    assert_eq!(totals.unanswered, 0, "{totals:?}");
+    let valid = pool.shares(0).iter().filter(|e| e["valid"] == true).count() as u64;
+    assert_eq!(totals.accepted, valid, "the pool accepted {valid}, the ledger says {totals:?}");
 }

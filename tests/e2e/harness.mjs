@@ -95,13 +95,17 @@ export async function startPool({ difficulty = '0.00000095367431640625' } = {}) 
   return pool;
 }
 
+// A port for the pool, which listens on every address: below Linux's ephemeral range (32768 and up),
+// so the local end of an outgoing connection cannot take it between choosing and binding.
 function freePort() {
   return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    const attempt = () => {
+      const port = 20000 + Math.floor(Math.random() * 12000);
+      const server = createServer();
+      server.once('error', attempt);
+      server.listen(port, () => server.close(() => resolve(port)));
+    };
+    attempt();
   });
 }
 

@@ -2,7 +2,10 @@
 // broker's upstream tests, with the smallest stand-in for the bitcoind JSON-RPC it polls: block
 // templates (with two transactions, so the merkle branch is not empty), chain facts, submitblock.
 //
-//   node tests/pool/pool.cjs --port 3333 --diff 0.0001 [--reject-user bad]
+//   node tests/pool/pool.cjs --port 3333 --diff 0.0001 [--reject-user bad] [--answer-delay-ms 400]
+//
+// `--answer-delay-ms` holds every line the pool writes to a miner for that long (in order), like a
+// pool across an ocean: answers are still in flight when a test acts.
 //
 // stdin: `newblock` moves the chain on (the pool sends a clean job within ~100 ms), `quit` exits.
 // stdout: the pool's own logging, and one `@pool {json}` line per event the tests read:
@@ -23,6 +26,7 @@ const arg = (name, fallback) => {
 const port = Number(arg('port', '3333'));
 const diff = Number(arg('diff', '0.0001'));
 const rejectUser = arg('reject-user', '');
+const answerDelay = Number(arg('answer-delay-ms', '0'));
 // Network difficulty 65536 (2^48 hashes a block): no test run ever finds a block.
 const bits = arg('bits', '1b00ffff');
 
@@ -123,7 +127,18 @@ rpc.listen(0, '127.0.0.1', () => {
   pool.on('log', (severity, text) => {
     if (severity !== 'debug') process.stdout.write(`[pool ${severity}] ${text}\n`);
   });
-  pool.on('started', () => emit({ event: 'started', port }));
+  pool.on('started', () => {
+    if (answerDelay > 0) {
+      pool.stratumServer.on('client.connected', (client) => {
+        const write = client.socket.write.bind(client.socket);
+        client.socket.write = (data) => {
+          setTimeout(() => client.socket.destroyed || write(data), answerDelay);
+          return true;
+        };
+      });
+    }
+    emit({ event: 'started', port });
+  });
   pool.start();
 });
 

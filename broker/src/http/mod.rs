@@ -24,7 +24,7 @@ use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 use crate::metrics;
 use minepass::protocol::{ErrorCode, ServerMessage};
 
-use crate::session::{Broker, CLOSE_TOO_MANY_CONNECTIONS, Replies, Session};
+use crate::session::{Broker, CLOSE_GOING_AWAY, CLOSE_TOO_MANY_CONNECTIONS, Replies, Session};
 
 /// Where the static files are.
 #[derive(Debug, Clone)]
@@ -83,11 +83,15 @@ async fn upgrade(
     ws.max_message_size(16 * minepass::protocol::MAX_FRAME_BYTES)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| async move {
-            match slot {
-                Some(_slot) => serve_socket(socket, broker).await,
-                None => refuse(socket).await,
-            }
+        .on_upgrade(move |socket| {
+            let tasks = broker.tasks.clone();
+            // Tracked, so shutdown waits for the socket to close cleanly.
+            tasks.track_future(async move {
+                match slot {
+                    Some(_slot) => serve_socket(socket, broker).await,
+                    None => refuse(socket).await,
+                }
+            })
         })
         .into_response()
 }
@@ -108,11 +112,18 @@ async fn refuse(mut socket: WebSocket) {
 
 async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
     metrics::connection_opened();
+    let stopping = broker.stopping.clone();
     let mut session = Session::new(broker);
     // `None` once the source is gone (shutdown): nothing more will change.
     let mut work_changes = Some(session.work_changes());
     loop {
         let replies = tokio::select! {
+            // A frame in hand is finished first (its ack follows its commit); then the broker goes.
+            () = stopping.cancelled() => {
+                let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "broker shutting down".into() };
+                let _ = socket.send(Message::Close(Some(close))).await;
+                break;
+            }
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => session.on_binary(),

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::{Framed, LinesCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::stratum::{self, Incoming, Notify, PoolError};
 use crate::metrics;
@@ -95,6 +97,8 @@ pub struct UpstreamConfig {
     pub idle_timeout: Duration,
     /// A submit not answered within this is recorded as unanswered.
     pub submit_timeout: Duration,
+    /// At shutdown, how long a connection waits for the answers to what it submitted.
+    pub drain_timeout: Duration,
     /// While on a fallback pool, how often the better ones are probed.
     pub failback_interval: Duration,
     pub backoff_min: Duration,
@@ -111,6 +115,7 @@ impl UpstreamConfig {
             max_connections: 16,
             idle_timeout: Duration::from_secs(180),
             submit_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
             failback_interval: Duration::from_secs(30),
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
@@ -231,6 +236,10 @@ pub struct Upstream {
     changes: watch::Sender<u64>,
     wanted: AtomicU64,
     more: tokio::sync::Notify,
+    /// Cancelled by [`Upstream::shutdown`]: lanes finish their in-flight submits and end.
+    stopping: CancellationToken,
+    /// The connection manager and every lane.
+    lanes: TaskTracker,
 }
 
 impl Upstream {
@@ -243,9 +252,23 @@ impl Upstream {
             changes: watch::channel(0).0,
             wanted: AtomicU64::new(1),
             more: tokio::sync::Notify::new(),
+            stopping: CancellationToken::new(),
+            lanes: TaskTracker::new(),
         });
-        tokio::spawn(manage(Arc::clone(&upstream)));
+        upstream.lanes.spawn(manage(Arc::clone(&upstream)));
         upstream
+    }
+
+    /// Stops every lane: no new connections; each open one writes what is queued, waits up to
+    /// `drain_timeout` for the pool's answers to what it submitted, answers the rest `unanswered`,
+    /// and closes. Returns when all lanes have ended.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        self.lanes.close();
+        let grace = self.config.drain_timeout + Duration::from_secs(2);
+        if tokio::time::timeout(grace, self.lanes.wait()).await.is_err() {
+            tracing::warn!("upstream lanes did not end within {grace:?}");
+        }
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -495,16 +518,19 @@ async fn manage(upstream: Arc<Upstream>) {
     loop {
         while lanes < upstream.wanted.load(Relaxed) {
             lanes += 1;
-            tokio::spawn(run_lane(Arc::clone(&upstream), lanes));
+            upstream.lanes.spawn(run_lane(Arc::clone(&upstream), lanes));
         }
-        upstream.more.notified().await;
+        tokio::select! {
+            () = upstream.more.notified() => {}
+            () = upstream.stopping.cancelled() => return,
+        }
     }
 }
 
 /// One connection slot, kept connected forever: the best reachable pool, backing off when none is.
 async fn run_lane(upstream: Arc<Upstream>, lane: u64) {
     let mut backoff = upstream.config.backoff_min;
-    loop {
+    while !upstream.stopping.is_cancelled() {
         let mut worked = false;
         for index in 0..upstream.config.pools.len() {
             let pool = &upstream.config.pools[index];
@@ -519,14 +545,19 @@ async fn run_lane(upstream: Arc<Upstream>, lane: u64) {
                 }
             }
         }
-        if worked {
+        let pause = if worked {
             backoff = upstream.config.backoff_min;
-            tokio::time::sleep(upstream.config.backoff_min).await;
+            upstream.config.backoff_min
         } else {
             metrics::upstream_down();
             let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 4 + 1));
-            tokio::time::sleep(backoff + jitter).await;
+            let pause = backoff + jitter;
             backoff = (backoff * 2).min(upstream.config.backoff_max);
+            pause
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = upstream.stopping.cancelled() => return,
         }
     }
 }
@@ -644,8 +675,21 @@ async fn connect(upstream: &Arc<Upstream>, index: usize) -> Result<String> {
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_probe = Instant::now();
+    // Set when the broker shuts down: from then on the connection only finishes what it has.
+    let mut draining: Option<Instant> = None;
     let ended = loop {
+        if let Some(deadline) = draining {
+            if pending.is_empty() && submit_rx.is_empty() {
+                break "the broker is shutting down".to_owned();
+            }
+            if Instant::now() >= deadline {
+                break "the broker is shutting down (drain timeout)".to_owned();
+            }
+        }
         tokio::select! {
+            () = upstream.stopping.cancelled(), if draining.is_none() => {
+                draining = Some(Instant::now() + upstream.config.drain_timeout);
+            }
             line = next_line(&mut lines) => {
                 let line = match line {
                     Ok(line) => line,

@@ -205,3 +205,58 @@ pub async fn open_session(broker: &TestBroker, user: &str) -> (Socket, protocol:
     let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
     (socket, job)
 }
+
+/// A broker process started from the built binary, with its stdout lines read until it listens.
+pub struct BrokerProcess {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+    /// The demo site key and secret printed on first start (empty on later starts).
+    pub demo_site: String,
+    pub demo_secret: String,
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        // SIGKILL on Unix; a no-op error if the test already killed it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `serve` on 127.0.0.1:0 with tiny fixed shares, the ledger in `data`, and `extra` flags.
+pub fn start_process(data: &std::path::Path, extra: &[&str]) -> BrokerProcess {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "4096", "--max-share-work", "4096"])
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Owned from here on, so a failed start is still killed and reaped (Drop).
+    let mut process = BrokerProcess {
+        child,
+        address: ([127, 0, 0, 1], 0).into(),
+        demo_site: String::new(),
+        demo_secret: String::new(),
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines.next().expect("broker prints its address").unwrap();
+        if let Some(key) = line.trim().strip_prefix("site key:") {
+            process.demo_site = key.trim().to_owned();
+        }
+        if let Some(secret) = line.trim().strip_prefix("site secret:") {
+            process.demo_secret = secret.split_whitespace().next().unwrap().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
+            process.address = rest.split('/').next().unwrap().parse().unwrap();
+            // Keep draining stdout so the broker never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return process;
+        }
+    }
+}
