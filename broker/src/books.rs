@@ -423,9 +423,9 @@ impl Ledger {
     /// Settles a period: its earnings split by each partner's pool-accepted work in the period, the
     /// commission taken, payouts made due where `carried + net ≥ threshold`. One entry, and a
     /// payout row per payout. A period settles once (unless its settlement was reversed).
-    pub async fn settle_period(&self, name: &str, threshold: u64) -> Result<Settlement> {
+    pub async fn settle_period(&self, name: &str, threshold: u64) -> Result<Settlement, BooksError> {
         let Some(period) = self.periods().await?.into_iter().find(|p| p.name == name) else {
-            bail!("no period named {name}");
+            return Err(BooksError::NotFound);
         };
         let default_bps = self.default_commission().await?;
         let partners = self.partners().await?;
@@ -437,7 +437,7 @@ impl Ledger {
             .fetch_one(&mut *tx)
             .await?;
         if settled {
-            bail!("period {name} is already settled");
+            return Err(BooksError::AlreadySettled);
         }
         let mut inputs = Vec::new();
         for (partner, work) in &work {
@@ -455,7 +455,8 @@ impl Ledger {
         }
         // A partner without work this period is not in the split: its carried balance did not
         // change, so it cannot have crossed the threshold; it is paid when it next earns.
-        let result = settlement::settle(period.earnings_sats, &inputs, threshold)?;
+        let result =
+            settlement::settle(period.earnings_sats, &inputs, threshold).map_err(anyhow::Error::from)?;
         let mut postings = vec![("income:mining".to_owned(), sats(period.earnings_sats)?)];
         let mut commission = sats(result.commission)?;
         for share in &result.partners {
@@ -517,46 +518,48 @@ impl Ledger {
     }
 
     /// Records that payout `id` was paid from the wallet.
-    pub async fn mark_paid(&self, id: i64) -> Result<()> {
+    pub async fn mark_paid(&self, id: i64) -> Result<(), BooksError> {
         let mut tx = self.writer.begin().await?;
-        let row: Option<(i64, i64, Option<i64>)> =
-            sqlx::query_as("SELECT partner_id, amount_sats, paid_entry FROM payouts WHERE id = ?")
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT partner_id, amount_sats FROM payouts WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((partner, amount, paid)) = row else { bail!("no payout {id}") };
-        if paid.is_some() {
-            bail!("payout {id} is already paid");
-        }
+        let Some((partner, amount)) = row else { return Err(BooksError::NotFound) };
         let postings = [(payable(partner), amount), ("assets:wallet".to_owned(), -amount)];
         let entry =
             append_entry(&mut tx, "payout", None, None, &format!("payout {id} paid"), &postings).await?;
-        sqlx::query("UPDATE payouts SET paid_entry = ? WHERE id = ?")
+        // The update decides a race: only one marking finds the payout unpaid; the other's entry is
+        // rolled back with its transaction.
+        let marked = sqlx::query("UPDATE payouts SET paid_entry = ? WHERE id = ? AND paid_entry IS NULL")
             .bind(entry)
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if marked.rows_affected() == 0 {
+            return Err(BooksError::AlreadyPaid);
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// A correction: a new entry with every posting of entry `id` negated.
-    pub async fn reverse_entry(&self, id: i64, memo: &str) -> Result<i64> {
+    pub async fn reverse_entry(&self, id: i64, memo: &str) -> Result<i64, BooksError> {
         let mut tx = self.writer.begin().await?;
         let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM entries WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(kind) = kind else { bail!("no entry {id}") };
+        let Some(kind) = kind else { return Err(BooksError::NotFound) };
         if kind == "reversal" {
-            bail!("entry {id} is itself a reversal");
+            return Err(BooksError::NotReversible("it is itself a reversal"));
         }
         let reversed: Option<i64> = sqlx::query_scalar("SELECT id FROM entries WHERE reverses = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
         if reversed.is_some() {
-            bail!("entry {id} is already reversed");
+            return Err(BooksError::AlreadyReversed);
         }
         // Payout rows are facts for the partner (exported, maybe paid): a settlement that made any
         // stays, and is corrected by a later entry instead.
@@ -565,7 +568,9 @@ impl Ledger {
             .fetch_one(&mut *tx)
             .await?;
         if payouts > 0 {
-            bail!("entry {id} made payouts, so it cannot be reversed; correct it with a later entry");
+            return Err(BooksError::NotReversible(
+                "it made payouts, so it cannot be reversed; correct it with a later entry",
+            ));
         }
         let postings: Vec<(String, i64)> =
             sqlx::query_as("SELECT account, -amount FROM postings WHERE entry_id = ? ORDER BY id")
@@ -960,4 +965,48 @@ fn consent_visitor(salt: &str, site_key: &str, address: std::net::IpAddr) -> Str
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.as_bytes()).expect("HMAC takes any key");
     mac.update(format!("{site_key}\n{network}").as_bytes());
     hex::encode(&mac.finalize().into_bytes()[..16])
+}
+
+/// Why the books refused an operation. Each has one API code (`http/api.rs`); the CLI prints it.
+#[derive(Debug)]
+pub enum BooksError {
+    /// No such period, payout or entry.
+    NotFound,
+    /// The period's settlement is on the books already (decided inside the settling transaction).
+    AlreadySettled,
+    /// The payout is marked paid already (decided by the marking update itself).
+    AlreadyPaid,
+    /// The entry has a reversal already.
+    AlreadyReversed,
+    /// The entry cannot be reversed, and why.
+    NotReversible(&'static str),
+    /// The database or a value in it failed.
+    Internal(anyhow::Error),
+}
+
+impl std::fmt::Display for BooksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BooksError::NotFound => f.write_str("not found"),
+            BooksError::AlreadySettled => f.write_str("the period is already settled"),
+            BooksError::AlreadyPaid => f.write_str("the payout is already paid"),
+            BooksError::AlreadyReversed => f.write_str("the entry is already reversed"),
+            BooksError::NotReversible(why) => write!(f, "the entry cannot be reversed: {why}"),
+            BooksError::Internal(error) => write!(f, "{error:#}"),
+        }
+    }
+}
+
+impl std::error::Error for BooksError {}
+
+impl From<anyhow::Error> for BooksError {
+    fn from(error: anyhow::Error) -> BooksError {
+        BooksError::Internal(error)
+    }
+}
+
+impl From<sqlx::Error> for BooksError {
+    fn from(error: sqlx::Error) -> BooksError {
+        BooksError::Internal(error.into())
+    }
 }

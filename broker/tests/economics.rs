@@ -237,3 +237,28 @@ async fn the_books_refuse_edits_and_ledger_check_finds_tampered_rows() {
     let problems = ledger.check().await.unwrap().problems;
     assert!(problems.iter().any(|p| p.contains("share 3: credited work 999999")), "{problems:?}");
 }
+
+#[tokio::test]
+async fn racing_settlements_and_payout_markings_are_decided_once_by_the_ledger() {
+    use minepass_broker::books::BooksError;
+    let books = books().await;
+    let ledger = &books.ledger;
+    ledger.record_period("race", 0, FOREVER, 100_000, Source::Recorded).await.unwrap();
+    // Eight operators settle the same period at once: one settlement, seven documented refusals.
+    let settles = futures_util::future::join_all((0..8).map(|_| ledger.settle_period("race", 1_000))).await;
+    assert_eq!(settles.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(settles.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, BooksError::AlreadySettled)));
+    let due = ledger.payouts(true).await.unwrap();
+    assert!(!due.is_empty());
+    // And eight mark the same payout paid: one payout entry, seven `AlreadyPaid`.
+    let marks = futures_util::future::join_all((0..8).map(|_| ledger.mark_paid(due[0].id))).await;
+    assert_eq!(marks.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(marks.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, BooksError::AlreadyPaid)));
+    let payout_entries: Vec<i64> =
+        sqlx_entries(&books.path, "SELECT id FROM entries WHERE kind = 'payout'").await;
+    assert_eq!(payout_entries.len(), 1, "one payout entry");
+    assert!(matches!(ledger.mark_paid(9_999).await, Err(BooksError::NotFound)));
+    assert!(matches!(ledger.settle_period("nope", 0).await, Err(BooksError::NotFound)));
+    let report = ledger.check().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -63,6 +63,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The books' refusals, each with its documented code.
+impl From<crate::books::BooksError> for ApiError {
+    fn from(error: crate::books::BooksError) -> ApiError {
+        use crate::books::BooksError;
+        match error {
+            BooksError::NotFound => ApiError::NotFound,
+            BooksError::AlreadySettled => ApiError::BadRequest("already_settled"),
+            BooksError::AlreadyPaid => ApiError::BadRequest("already_paid"),
+            BooksError::AlreadyReversed => ApiError::BadRequest("already_reversed"),
+            BooksError::NotReversible(_) => ApiError::BadRequest("not_reversible"),
+            BooksError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> ApiError {
         ApiError::Internal(error)

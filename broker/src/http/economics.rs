@@ -237,11 +237,7 @@ async fn settle(
 ) -> Result<Response, ApiError> {
     authorize_admin(&broker, &headers).await?;
     let request = body(request)?;
-    let period =
-        broker.ledger.periods().await?.into_iter().find(|p| p.name == name).ok_or(ApiError::NotFound)?;
-    if period.settled {
-        return Err(ApiError::BadRequest("already_settled"));
-    }
+    // Whether it was settled already is decided inside the settling transaction, not here.
     let result = broker.ledger.settle_period(&name, request.threshold_sats).await?;
     let partners: Vec<_> = result
         .partners
@@ -280,10 +276,6 @@ async fn mark_paid(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize_admin(&broker, &headers).await?;
-    let payout = broker.ledger.payout(id).await?.ok_or(ApiError::NotFound)?;
-    if payout.paid {
-        return Err(ApiError::BadRequest("already_paid"));
-    }
     broker.ledger.mark_paid(id).await?;
     Ok(Json(json!({ "ok": true, "id": id })).into_response())
 }
