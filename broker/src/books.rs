@@ -827,12 +827,20 @@ impl Ledger {
     /// hashes can no longer be linked to an address by anyone.
     async fn consent_salt(&self, day: i64) -> Result<String> {
         let name = format!("consent_salt/{day}");
-        let salt = self.setting_or_insert(&name, || hex::encode(rand::random::<[u8; 32]>())).await?;
-        sqlx::query("DELETE FROM settings WHERE name LIKE 'consent_salt/%' AND name <> ?")
-            .bind(&name)
-            .execute(&self.pool)
-            .await?;
-        Ok(salt)
+        let created =
+            sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .bind(&name)
+                .bind(hex::encode(rand::random::<[u8; 32]>()))
+                .execute(&self.pool)
+                .await?;
+        // Once a day, by whoever makes the new salt: the old ones go.
+        if created.rows_affected() == 1 {
+            sqlx::query("DELETE FROM settings WHERE name LIKE 'consent_salt/%' AND name <> ?")
+                .bind(&name)
+                .execute(&self.pool)
+                .await?;
+        }
+        self.setting(&name).await?.context("the consent salt vanished")
     }
 
     /// (answers, yes) for a partner's sites (`None`: every site) since `since`: only answers counted

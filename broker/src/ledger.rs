@@ -52,6 +52,9 @@ pub struct Site {
     pub sealed_secret: Option<Vec<u8>>,
 }
 
+/// The consent maximum a site may set, in hours: an hour to a (leap) year.
+pub const CONSENT_MAX_HOURS: std::ops::RangeInclusive<u32> = 1..=24 * 366;
+
 /// The columns [`site_from_row`] reads.
 const SITE_COLUMNS: &str = "id, site_key, name, enabled, consent_max_hours, sealed_secret";
 
@@ -338,8 +341,8 @@ impl Ledger {
 
     /// Sets the longest consent lifetime a site accepts (1 h to 1 year).
     pub async fn set_consent_max_hours(&self, key: &str, hours: u32) -> Result<()> {
-        if !(1..=24 * 366).contains(&hours) {
-            bail!("the consent maximum is 1-8784 hours");
+        if !CONSENT_MAX_HOURS.contains(&hours) {
+            bail!("the consent maximum is {}-{} hours", CONSENT_MAX_HOURS.start(), CONSENT_MAX_HOURS.end());
         }
         self.set_site_number(key, "consent_max_hours", i64::from(hours)).await
     }

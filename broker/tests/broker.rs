@@ -328,22 +328,15 @@ async fn the_admin_api_manages_sites_and_content_and_refuses_bad_requests_changi
         assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")), "token {bad:?}");
     }
     // The scheme's name is case-insensitive (RFC 9110), the credential is not.
-    for scheme in ["Bearer", "bearer", "BEARER"] {
+    for (scheme, status) in [("Bearer", 200), ("bearer", 200), ("BEARER", 200), ("Basic", 401)] {
         let response = reqwest::Client::new()
             .get(format!("http://{}/api/v1/admin/sites", broker.address))
             .header("authorization", format!("{scheme} {token}"))
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "{scheme}");
+        assert_eq!(response.status(), status, "{scheme}");
     }
-    let basic = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/admin/sites", broker.address))
-        .header("authorization", format!("Basic {token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(basic.status(), 401);
     assert_eq!(broker.admin("GET", "/sites", &token.to_uppercase(), None).await.0, 401);
     let (status, before) = broker.admin("GET", "/sites", &token, None).await;
     assert_eq!(status, 200);

@@ -388,7 +388,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content() {
     let broker = TestBroker::start().await;
     let admin = broker.ledger.add_admin_token("test").await.unwrap();
-    let text = seal_article(&broker, &admin, GATED).await["sealed"].as_str().unwrap().to_owned();
+    seal_article(&broker, &admin, GATED).await;
     let (mut socket, job) = open_session(&broker, "reader-8").await;
     let frames = frames_until_unlock(&mut socket, job).await;
     let ServerMessage::Unlock { keys, token, .. } = serde_json::from_str(frames.last().unwrap()).unwrap()
@@ -412,7 +412,6 @@ async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content()
     let rows: Vec<(String, Vec<u8>)> =
         sqlx::query_as("SELECT kid, sealed_seed FROM signing_keys").fetch_all(&pool).await.unwrap();
     assert!(!rows.is_empty());
-    let header = token.split('.').next().unwrap();
     let payload = token.split('.').nth(1).unwrap();
     for (kid, blob) in &rows {
         for window in blob.windows(32) {
@@ -425,7 +424,6 @@ async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content()
             assert_eq!(answer["error"], "bad_signature", "{answer}");
         }
     }
-    assert_ne!(header, "");
 
     // And a broker started on the copy with any other key refuses to open it.
     let copy = tempfile::tempdir().unwrap();
@@ -434,7 +432,6 @@ async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content()
     let error =
         Ledger::open(&copied, std::sync::Arc::new(Vault::ephemeral())).await.err().unwrap().to_string();
     assert!(error.contains("does not match this ledger"), "{error}");
-    assert!(!text.is_empty());
 }
 
 #[tokio::test]

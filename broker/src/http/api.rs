@@ -14,7 +14,7 @@ use minepass::protocol::Work;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ledger::{Content, Site, is_valid_content_key, is_valid_label};
+use crate::ledger::{CONSENT_MAX_HOURS, Content, Site, is_valid_content_key, is_valid_label};
 use crate::session::Broker;
 use crate::tokens::TokenError;
 
@@ -25,7 +25,7 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/api/v1/admin/sites/{site}", patch(update_site))
         .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
         .route("/api/v1/admin/sites/{site}/content/{content}/sealed", put(seal_content))
-        .route("/api/v1/sealed/{site}/{content}", get(sealed_content).layer(public_cors()))
+        .route("/api/v1/sealed/{site}/{content}", get(sealed_content).layer(super::public_cors()))
         .merge(super::economics::routes())
         .merge(super::rewards::routes())
 }
@@ -212,7 +212,7 @@ async fn update_site(
     authorize_admin(&broker, &headers).await?;
     let request = body(request)?;
     existing_site(&broker, &key).await?;
-    if request.consent_max_hours.is_some_and(|hours| !(1..=24 * 366).contains(&hours)) {
+    if request.consent_max_hours.is_some_and(|hours| !CONSENT_MAX_HOURS.contains(&hours)) {
         return Err(ApiError::BadRequest("bad_consent_max_hours"));
     }
     if let Some(enabled) = request.enabled {
@@ -303,10 +303,4 @@ async fn sealed_content(
         json!({ "ok": true, "content": content_key, "version": sealed.version, "sealed": sealed.text });
     // Short-lived in caches: a re-seal shows within a minute.
     Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(body)).into_response())
-}
-
-fn public_cors() -> tower_http::cors::CorsLayer {
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
-        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
 }

@@ -55,7 +55,12 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
 /// The SDK's files, readable cross-origin: a publisher's page on another origin imports the client
 /// module and its wasm from the broker, which needs CORS.
 fn static_files(dir: &std::path::Path) -> tower_http::cors::Cors<ServeDir> {
-    CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeDir::new(dir))
+    public_cors().layer(ServeDir::new(dir))
+}
+
+/// Reads from any origin: the SDK's files, and the sealed ciphertext a page on another origin fetches.
+fn public_cors() -> CorsLayer {
+    CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD])
 }
 
 /// The strictest policy the SDK supports: same-origin scripts, workers and connections, plus wasm
@@ -69,7 +74,7 @@ fn strict_csp<S>(service: S) -> SetResponseHeader<S, HeaderValue> {
 }
 
 fn static_file(path: &std::path::Path) -> tower_http::cors::Cors<ServeFile> {
-    CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]).layer(ServeFile::new(path))
+    public_cors().layer(ServeFile::new(path))
 }
 
 async fn upgrade(
