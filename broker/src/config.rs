@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::store::Location;
 use crate::vault::KeySource;
 use crate::work::upstream::{Fallback, PoolConfig, UpstreamConfig};
 
@@ -22,6 +23,11 @@ pub struct ServeOptions {
     /// Directory for the SQLite ledger and keys [default: ./data].
     #[arg(long, env = "MINEPASS_DATA")]
     pub data: Option<PathBuf>,
+    /// The ledger: `postgres://user:password@host:port/database` for a ledger a fleet of brokers
+    /// shares, or a SQLite file [default: <data>/ledger.sqlite]. `MINEPASS_DATABASE` keeps a
+    /// password out of argv.
+    #[arg(long, env = "MINEPASS_DATABASE")]
+    pub database: Option<String>,
     /// File holding the key-encryption key (64 hex digits) that seals the ledger's signing keys,
     /// content keys and site secrets; `MINEPASS_KEY` may hold the key itself instead
     /// [default: <data>/master.key, generated on first start].
@@ -70,6 +76,7 @@ pub struct ServeOptions {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
+    pub database: Location,
     /// Where the key-encryption key comes from.
     pub key: KeySource,
     pub www: PathBuf,
@@ -113,7 +120,12 @@ impl ServeOptions {
             (Err(_), Some(path)) => KeySource::File(path),
             (Err(_), None) => KeySource::Default(data.join("master.key")),
         };
+        let database = match self.database.or(file.database) {
+            Some(url) => Location::parse(&url),
+            None => Location::Sqlite(data.join("ledger.sqlite")),
+        };
         Ok(ServeConfig {
+            database,
             key,
             listen,
             upstream,
@@ -148,6 +160,10 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.share_interval, Duration::from_millis(1000));
         assert_eq!(config.data, PathBuf::from("data"));
+        assert_eq!(config.database, Location::Sqlite(PathBuf::from("data/ledger.sqlite")));
+        let file: ServeOptions = toml::from_str("database = \"postgres://mp@db:5432/ledger\"").unwrap();
+        let config = ServeOptions::default().resolve(file).unwrap();
+        assert_eq!(config.database, Location::Postgres("postgres://mp@db:5432/ledger".into()));
         assert!(toml::from_str::<ServeOptions>("lisen = \"x\"").is_err(), "typos in the file are errors");
         assert!(config.upstream.is_none(), "no pool: gate mode");
     }

@@ -4,26 +4,23 @@
 //! - [`http`] (transport): axum router, WebSocket loop, static files;
 //! - [`session`]: hello validation, per-connection state, replies;
 //! - [`work`]: job sources (gate mode, the Stratum v1 upstream), vardiff, share verification;
-//! - [`ledger`]: SQLite through sqlx, group commit.
+//! - [`store`] (SQLite or PostgreSQL through sqlx, group commit) and [`books`] (partners, the
+//!   double-entry accounts, settlement, payouts, `ledger check`).
 //!
 //! [`identity`] proves user ids (publisher proofs, anonymous secrets): pure functions the session
 //! layer calls. [`vault`] holds the operator's key-encryption key: the ledger stores every secret sealed under it.
 //!
 //! [`tokens`] (unlock JWTs, JWKS) is used by the session layer to issue and by the transport to verify.
 //!
-//! [`metrics`] is a leaf every layer may bump. [`settlement`] is pure partner-economics math (splits,
-//! commission, thresholds, the PPS estimate) that the ledger records.
+//! [`metrics`] is a leaf every layer may bump.
 
 pub mod books;
 pub mod config;
 pub mod http;
 pub mod identity;
-pub mod ledger;
 pub mod metrics;
-pub mod rewards;
-pub mod seals;
 pub mod session;
-pub mod settlement;
+pub mod store;
 pub mod tokens;
 pub mod vault;
 pub mod work;

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use minepass_broker::config::{ServeConfig, ServeOptions};
 use minepass_broker::http::StaticDirs;
-use minepass_broker::ledger::Ledger;
 use minepass_broker::session::{Broker, RateLimit};
+use minepass_broker::store::Ledger;
 use minepass_broker::tokens::Tokens;
 use minepass_broker::vault::Loaded;
 use minepass_broker::work::upstream::Upstream;
@@ -323,8 +323,7 @@ async fn main() -> Result<()> {
                         minepass_broker::identity::is_valid_user(&user),
                         "user must be 1-128 bytes, no control characters"
                     );
-                    let exp =
-                        minepass_broker::ledger::now_ms() / 1000 + i64::from(hours.clamp(1, 744)) * 3600;
+                    let exp = minepass_broker::store::now_ms() / 1000 + i64::from(hours.clamp(1, 744)) * 3600;
                     println!("{}", minepass_broker::identity::user_proof(&secret, &site, &user, exp));
                 }
                 SiteAction::ConsentMax { key, hours } => ledger.set_consent_max_hours(&key, hours).await?,
@@ -482,7 +481,7 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
     let broker = Arc::new(broker);
-    println!("MinePass broker listening on http://{address}/ (ledger in {})", config.data.display());
+    println!("MinePass broker listening on http://{address}/ (ledger in {})", config.database.display());
     let dirs = StaticDirs { www: config.www, pkg: config.pkg };
     minepass_broker::run(listener, broker, &dirs, shutdown_signal()).await
 }
@@ -495,7 +494,7 @@ async fn open_ledger(options: ServeOptions, file: ServeOptions) -> Result<Ledger
 /// The ledger with its key-encryption key; on the first start of the embedded default, says where
 /// the generated key is and why it must be backed up apart from the ledger.
 async fn open_ledger_of(config: &ServeConfig) -> Result<Ledger> {
-    let (ledger, loaded) = Ledger::open_with_key(&config.data.join("ledger.sqlite"), &config.key).await?;
+    let (ledger, loaded) = Ledger::open_with_key(config.database.clone(), &config.key).await?;
     if let Loaded::Generated(path) = loaded {
         eprintln!(
             "WARNING: generated the key-encryption key {path}. It seals the ledger's signing keys, \
@@ -547,7 +546,7 @@ async fn earnings(ledger: &Ledger, action: EarningsAction) -> Result<()> {
         EarningsAction::Estimate { period, from, to, block_reward, difficulty } => {
             let (from, to) = (parse_time(&from)?, parse_time(&to)?);
             let work: u128 = ledger.pool_work_by_partner(from, to).await?.iter().map(|(_, w)| w).sum();
-            let sats = minepass_broker::settlement::pps_estimate(work, block_reward, difficulty);
+            let sats = minepass_broker::books::settlement::pps_estimate(work, block_reward, difficulty);
             ledger.record_period(&period, from, to, sats, Source::Estimate).await?;
             println!("period {period}: ESTIMATE {sats} sats from {work} hashes of pool-accepted work");
         }

@@ -13,10 +13,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::identity;
 
-use crate::ledger::{
+use crate::metrics;
+use crate::store::{
     Committer, Content, Credit, Ledger, PoolAnswer, PoolSubmission, ShareRecord, Site, now_ms,
 };
-use crate::metrics;
 use crate::tokens::Tokens;
 use crate::work::upstream::Answer;
 use crate::work::{IssuedJob, Jobs, SessionWork, Vardiff};

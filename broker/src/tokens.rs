@@ -18,7 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Ledger, now_ms};
+use crate::store::{Ledger, now_ms};
 
 /// How long an unlock token is valid.
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
@@ -56,7 +56,7 @@ pub struct Grant {
     /// Credits spent (decimal string).
     pub price: String,
     #[serde(flatten)]
-    pub kind: crate::rewards::OfferKind,
+    pub kind: crate::store::rewards::OfferKind,
 }
 
 fn random_jti() -> String {
@@ -129,7 +129,9 @@ impl Tokens {
             tracing::warn!("sealed {legacy} plaintext signing key(s) from an older ledger and retired them");
         }
         if ledger.signing_keys().await?.iter().all(|(_, _, _, retired)| retired.is_some()) {
-            rotate(ledger).await?;
+            let mut seed = [0u8; 32];
+            rand::thread_rng().fill_bytes(&mut seed);
+            ledger.add_first_signing_key(&new_kid(), &seed).await?;
         }
         let now = now_ms();
         let mut active = None;
@@ -177,7 +179,7 @@ impl Tokens {
     pub fn grant_claims(&self, sub: &str, aud: &str, grant: Grant) -> UnlockClaims {
         let iat = now_ms() / 1000;
         let content = match &grant.kind {
-            crate::rewards::OfferKind::Content { content } => content.clone(),
+            crate::store::rewards::OfferKind::Content { content } => content.clone(),
             _ => String::new(),
         };
         UnlockClaims {

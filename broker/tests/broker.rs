@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use jwt_simple::prelude::*;
 use minepass::protocol::{self, ErrorCode, ServerMessage};
 use minepass::target::Target;
-use minepass_broker::ledger::Ledger;
+use minepass_broker::store::Ledger;
 use minepass_broker::vault::KeySource;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -511,7 +511,7 @@ async fn acknowledged_credits_survive_sigkill_and_none_is_counted_twice() {
     let second = start_process(data.path(), &[]);
     assert!(second.demo_site.is_empty(), "the restarted broker keeps its ledger and its sites");
     let key = KeySource::Default(data.path().join("master.key"));
-    let (ledger, _) = Ledger::open_with_key(&data.path().join("ledger.sqlite"), &key).await.unwrap();
+    let (ledger, _) = Ledger::open_with_key(ledger_location(data.path()), &key).await.unwrap();
     let site_id = ledger.site_by_key(&site).await.unwrap().unwrap().id;
     let user = ledger.user_id(site_id, "grace").await.unwrap();
     let rows = ledger.user_shares(user).await.unwrap();
@@ -547,7 +547,7 @@ async fn the_economics_api_refuses_bad_requests_with_their_codes_and_changes_not
     // Sign-in is by key: the partner's key is not an admin token, a site secret is not a partner key.
     let (status, _) = broker.admin("GET", "/partners", &dashboard_key, None).await;
     assert_eq!(status, 401);
-    let now = minepass_broker::ledger::now_ms();
+    let now = minepass_broker::store::now_ms();
     let period =
         json!({"name": "p1", "from": (now - 1000).to_string(), "to": (now + 1000).to_string(), "sats": 1000});
     let cases: Vec<(&str, String, Value, u16, &str)> = vec![
@@ -643,7 +643,7 @@ async fn the_economics_api_refuses_bad_requests_with_their_codes_and_changes_not
 
 /// (answers, yes) counted for every site in the last day.
 async fn consent_counts(broker: &TestBroker) -> (u64, u64) {
-    broker.ledger.consent_counts(None, minepass_broker::ledger::now_ms() - 86_400_000).await.unwrap()
+    broker.ledger.consent_counts(None, minepass_broker::store::now_ms() - 86_400_000).await.unwrap()
 }
 
 /// `POST /api/v1/consent` from the source address `from`: (status, body).
@@ -673,21 +673,14 @@ async fn three_thousand_consent_posts_from_one_client_move_the_count_by_at_most_
         posts.iter().filter(|(status, body)| *status == 429 && body["error"] == "rate_limited").count();
     let counted = posts.iter().filter(|(_, body)| body["counted"] == true).count();
     assert!(limited >= 2900, "{limited} of 3000 posts were rate-limited");
-    assert_eq!(counted, minepass_broker::books::CONSENT_ANSWERS_PER_VISITOR as usize);
+    assert_eq!(counted, minepass_broker::store::CONSENT_ANSWERS_PER_VISITOR as usize);
     assert_eq!(
         consent_counts(&broker).await,
-        (1 + u64::from(minepass_broker::books::CONSENT_ANSWERS_PER_VISITOR), 6)
+        (1 + u64::from(minepass_broker::store::CONSENT_ANSWERS_PER_VISITOR), 6)
     );
     // Another visitor (address) still counts, and nothing stored names an address.
     assert_eq!(post_consent(&broker, [127, 0, 0, 4], answer("c-00000002".into())).await.1["counted"], true);
-    let stored: Vec<String> = sqlx::query_scalar("SELECT visitor FROM consent_answers")
-        .fetch_all(
-            &sqlx::SqlitePool::connect(&format!("sqlite://{}", broker.ledger_path().display()))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let stored = raw_strings(&broker.location, "SELECT visitor FROM consent_answers").await;
     assert!(stored.iter().all(|v| v.len() == 32 && !v.contains("127.0.0")), "{stored:?}");
 }
 

@@ -1,10 +1,14 @@
-//! Partner economics on a real SQLite ledger: pool-accepted shares of partners' sites, a period's
-//! earnings, settlement, payouts, reversals, and `ledger check` finding tampered rows.
+//! Partner economics on a real ledger (SQLite, or PostgreSQL in `cargo xtask test`'s second pass):
+//! pool-accepted shares of partners' sites, a period's earnings, settlement, payouts, reversals, and
+//! `ledger check` finding tampered rows.
 
+mod common;
+
+use common::{ledger_location, on_postgres, raw_execute, raw_strings};
 use minepass::kernel::Job;
 use minepass::target::Target;
 use minepass_broker::books::Source;
-use minepass_broker::ledger::{Credit, Ledger, PoolAnswer, PoolSubmission, ShareRecord};
+use minepass_broker::store::{Credit, Ledger, Location, PoolAnswer, PoolSubmission, ShareRecord};
 
 /// A real share: a header mined under a target of `work` expected hashes, also submitted to the pool
 /// at the same target.
@@ -61,16 +65,18 @@ async fn accepted_shares(ledger: &Ledger, site_id: i64, count: u32, work: u128) 
 struct Books {
     ledger: Ledger,
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
+    location: Location,
 }
 
 /// Two partners (A at the default 30 %, B at 10 %), a site each and an operator-owned site; A's site
 /// did 3 units of pool work, B's 1, the operator's 1 (units of 256 hashes).
 async fn books() -> Books {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
+    let location = ledger_location(dir.path());
     let ledger =
-        Ledger::open(&path, std::sync::Arc::new(minepass_broker::vault::Vault::ephemeral())).await.unwrap();
+        Ledger::open(location.clone(), std::sync::Arc::new(minepass_broker::vault::Vault::ephemeral()))
+            .await
+            .unwrap();
     let a = ledger.add_partner("Partner A").await.unwrap();
     let b = ledger.add_partner("Partner B").await.unwrap();
     ledger.set_partner_commission(&b.key, Some(1000)).await.unwrap();
@@ -85,7 +91,7 @@ async fn books() -> Books {
     accepted_shares(&ledger, sites[0], 3, 256).await;
     accepted_shares(&ledger, sites[1], 1, 256).await;
     accepted_shares(&ledger, sites[2], 1, 256).await;
-    Books { ledger, _dir: dir, path }
+    Books { ledger, _dir: dir, location }
 }
 
 fn balance(balances: &[(String, i64)], account: &str) -> i64 {
@@ -158,8 +164,14 @@ async fn carried_balances_are_paid_when_they_cross_the_threshold_and_reversals_u
     // A wrong settlement is corrected by a reversing entry, never by an edit.
     let periods = ledger.periods().await.unwrap();
     assert!(periods.iter().all(|p| p.settled));
-    let entries: Vec<i64> =
-        sqlx_entries(&books.path, "SELECT id FROM entries WHERE kind = 'settlement' ORDER BY id").await;
+    let entries: Vec<i64> = raw_strings(
+        &books.location,
+        "SELECT CAST(id AS TEXT) FROM entries WHERE kind = 'settlement' ORDER BY id",
+    )
+    .await
+    .iter()
+    .map(|id| id.parse().unwrap())
+    .collect();
     let attempt = ledger.reverse_entry(entries[1], "wrong threshold").await;
     assert!(
         attempt.is_err(),
@@ -174,19 +186,8 @@ async fn carried_balances_are_paid_when_they_cross_the_threshold_and_reversals_u
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
-async fn sqlx_entries(path: &std::path::Path, sql: &str) -> Vec<i64> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    let ids = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-    pool.close().await;
-    ids
-}
-
-async fn tamper(path: &std::path::Path, statements: &[&str]) {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    for statement in statements {
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
-    pool.close().await;
+async fn tamper(location: &Location, statements: &[&str]) {
+    raw_execute(location, statements).await.unwrap();
 }
 
 #[tokio::test]
@@ -198,22 +199,21 @@ async fn the_books_refuse_edits_and_ledger_check_finds_tampered_rows() {
     assert!(ledger.check().await.unwrap().problems.is_empty());
 
     // The triggers refuse edits through SQL.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", books.path.display())).await.unwrap();
     for edit in [
         "UPDATE postings SET amount = amount + 1",
         "DELETE FROM postings",
         "UPDATE shares SET work = '1'",
         "DELETE FROM entries",
     ] {
-        let error = sqlx::query(edit).execute(&pool).await.unwrap_err().to_string();
+        let error = raw_execute(&books.location, &[edit]).await.unwrap_err().to_string();
         assert!(error.contains("append-only"), "{edit}: {error}");
     }
-    pool.close().await;
 
-    // Someone with the file drops the triggers and moves 100 sats between two postings of one
+    // Someone with the database drops the triggers and moves 100 sats between two postings of one
     // entry: still balanced, but the chain gives it away.
-    tamper(&books.path, &[
-        "DROP TRIGGER postings_no_update",
+    let on = if on_postgres() { " ON postings" } else { "" };
+    tamper(&books.location, &[
+        &format!("DROP TRIGGER postings_no_update{on}"),
         "UPDATE postings SET amount = amount - 100 WHERE id = (SELECT MIN(id) FROM postings WHERE account LIKE 'partner:%')",
         "UPDATE postings SET amount = amount + 100 WHERE account = 'income:commission'",
     ])
@@ -222,9 +222,14 @@ async fn the_books_refuse_edits_and_ledger_check_finds_tampered_rows() {
     assert!(problems.iter().any(|p| p.contains("chain mismatch")), "{problems:?}");
 
     // A share row with a changed header no longer hashes under its target.
+    let (on, zeros) =
+        if on_postgres() { (" ON shares", "decode(repeat('00', 80), 'hex')") } else { ("", "zeroblob(80)") };
     tamper(
-        &books.path,
-        &["DROP TRIGGER shares_no_update", "UPDATE shares SET header = zeroblob(80) WHERE id = 2"],
+        &books.location,
+        &[
+            &format!("DROP TRIGGER shares_no_update{on}"),
+            &format!("UPDATE shares SET header = {zeros} WHERE id = 2"),
+        ],
     )
     .await;
     let problems = ledger.check().await.unwrap().problems;
@@ -233,7 +238,7 @@ async fn the_books_refuse_edits_and_ledger_check_finds_tampered_rows() {
         "{problems:?}"
     );
     // A share whose credited work was inflated.
-    tamper(&books.path, &["UPDATE shares SET work = '999999' WHERE id = 3"]).await;
+    tamper(&books.location, &["UPDATE shares SET work = '999999' WHERE id = 3"]).await;
     let problems = ledger.check().await.unwrap().problems;
     assert!(problems.iter().any(|p| p.contains("share 3: credited work 999999")), "{problems:?}");
 }
@@ -254,8 +259,8 @@ async fn racing_settlements_and_payout_markings_are_decided_once_by_the_ledger()
     let marks = futures_util::future::join_all((0..8).map(|_| ledger.mark_paid(due[0].id))).await;
     assert_eq!(marks.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(marks.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, BooksError::AlreadyPaid)));
-    let payout_entries: Vec<i64> =
-        sqlx_entries(&books.path, "SELECT id FROM entries WHERE kind = 'payout'").await;
+    let payout_entries =
+        raw_strings(&books.location, "SELECT CAST(id AS TEXT) FROM entries WHERE kind = 'payout'").await;
     assert_eq!(payout_entries.len(), 1, "one payout entry");
     assert!(matches!(ledger.mark_paid(9_999).await, Err(BooksError::NotFound)));
     assert!(matches!(ledger.settle_period("nope", 0).await, Err(BooksError::NotFound)));

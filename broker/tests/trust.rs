@@ -15,7 +15,7 @@ use common::*;
 use futures_util::StreamExt;
 use minepass::protocol::{self, ErrorCode, ServerMessage, Welcome};
 use minepass_broker::identity::user_proof;
-use minepass_broker::ledger::{Ledger, now_ms};
+use minepass_broker::store::{Ledger, Location, now_ms};
 use minepass_broker::vault::Vault;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -150,7 +150,7 @@ async fn an_anonymous_visitor_gets_an_id_and_a_secret_and_only_the_secret_reopen
     drop(socket);
 
     // The secret is nowhere in the ledger: only the id (a hash of it) is.
-    let dump = sqlite_dump(&broker).await;
+    let dump = ledger_dump(&broker).await;
     assert!(dump.contains(&user) && !dump.contains(&secret));
 
     // Back with id and secret: the same credits, and no new secret.
@@ -188,11 +188,8 @@ async fn an_anonymous_visitor_gets_an_id_and_a_secret_and_only_the_secret_reopen
 async fn a_site_from_before_user_proofs_vouches_only_after_its_secret_is_rotated() {
     let broker = TestBroker::start().await;
     // What the migration leaves for an old site: its secret's hash, no sealed copy.
-    sqlx::query("UPDATE sites SET sealed_secret = NULL WHERE site_key = ?")
-        .bind(&broker.site_key)
-        .execute(&sqlite(&broker).await)
-        .await
-        .unwrap();
+    let forget = format!("UPDATE sites SET sealed_secret = NULL WHERE site_key = '{}'", broker.site_key);
+    raw_execute(&broker.location, &[&forget]).await.unwrap();
     let vouched = hello(&broker.site_key, &broker.site_secret, "reader-9", None);
     refused(&broker, &vouched, ErrorCode::BadUserProof).await;
     let rotated = broker.ledger.rotate_site_secret(&broker.site_key).await.unwrap();
@@ -224,29 +221,57 @@ async fn a_consent_record_from_the_future_or_longer_than_the_site_allows_is_refu
     refused(&broker, &with(now - 1000, now + 2 * 86_400_000), ErrorCode::ConsentRequired).await;
 }
 
-/// A second connection to the broker's SQLite file (the test's own, read-only use).
-async fn sqlite(broker: &TestBroker) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", broker.ledger_path().display())).await.unwrap()
-}
-
 /// Every text and blob value of the ledger, as one string (for "is this secret stored?").
-async fn sqlite_dump(broker: &TestBroker) -> String {
+async fn ledger_dump(broker: &TestBroker) -> String {
     use sqlx::Row;
-    let pool = sqlite(broker).await;
-    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
     let mut dump = String::new();
-    for table in tables {
-        for row in sqlx::query(&format!("SELECT * FROM \"{table}\"")).fetch_all(&pool).await.unwrap() {
-            for index in 0..row.len() {
-                if let Ok(Some(text)) = row.try_get::<Option<String>, _>(index) {
-                    dump.push_str(&text);
-                } else if let Ok(Some(blob)) = row.try_get::<Option<Vec<u8>>, _>(index) {
-                    dump.push_str(&String::from_utf8_lossy(&blob));
+    let mut add = |text: Option<String>, blob: Option<Vec<u8>>| {
+        if let Some(text) = text {
+            dump.push_str(&text);
+        } else if let Some(blob) = blob {
+            dump.push_str(&String::from_utf8_lossy(&blob));
+        }
+        dump.push('\n');
+    };
+    match &broker.location {
+        Location::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            for table in tables {
+                for row in sqlx::query(&format!("SELECT * FROM \"{table}\"")).fetch_all(&pool).await.unwrap()
+                {
+                    for index in 0..row.len() {
+                        add(row.try_get(index).ok().flatten(), row.try_get(index).ok().flatten());
+                    }
                 }
-                dump.push('\n');
+            }
+        }
+        Location::Postgres(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let columns: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+                 WHERE table_schema = 'public'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            for (table, column, kind) in columns {
+                let bytes = kind == "bytea";
+                let cast =
+                    if bytes { format!("\"{column}\"") } else { format!("CAST(\"{column}\" AS TEXT)") };
+                for row in
+                    sqlx::query(&format!("SELECT {cast} FROM \"{table}\"")).fetch_all(&pool).await.unwrap()
+                {
+                    if bytes {
+                        add(None, row.get(0));
+                    } else {
+                        add(row.get(0), None);
+                    }
+                }
             }
         }
     }
@@ -327,7 +352,7 @@ async fn sealed_content_is_ciphertext_until_the_unlock_brings_its_key() {
     };
     assert_eq!(keys.len(), 1);
     let key: [u8; 32] = B64.decode(&keys[0].key).unwrap().try_into().unwrap();
-    let opened = minepass_broker::seals::decrypt(&broker.site_key, "article", &text, &key).unwrap();
+    let opened = minepass_broker::store::seals::decrypt(&broker.site_key, "article", &text, &key).unwrap();
     assert_eq!(opened, GATED.as_bytes());
     // The key travels in the unlock only: not in the welcome, a job, a progress or accepted frame,
     // the token's claims, the JWKS or the public ciphertext.
@@ -386,6 +411,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content() {
+    if skip_on_postgres("a_copy_of_the_ledger_alone…", "it reads the SQLite file and its WAL byte by byte")
+    {
+        return;
+    }
     let broker = TestBroker::start().await;
     let admin = broker.ledger.add_admin_token("test").await.unwrap();
     seal_article(&broker, &admin, GATED).await;
@@ -436,6 +465,9 @@ async fn a_copy_of_the_ledger_alone_mints_no_token_and_opens_no_sealed_content()
 
 #[tokio::test]
 async fn plaintext_signing_keys_of_an_older_ledger_are_sealed_erased_and_retired() {
+    if skip_on_postgres("plaintext_signing_keys_of_an_older_ledger…", "PostgreSQL ledgers never had them") {
+        return;
+    }
     let broker = TestBroker::start().await;
     // An older ledger's key, as the migration leaves it: plaintext in `legacy_seed`.
     let legacy_seed = [0x5au8; 32];
@@ -467,13 +499,16 @@ async fn plaintext_signing_keys_of_an_older_ledger_are_sealed_erased_and_retired
 
 #[tokio::test]
 async fn an_older_ledger_migrates_without_losing_anyones_work() {
+    if skip_on_postgres("an_older_ledger_migrates…", "the old ledgers are SQLite's migrations 0001-0007") {
+        return;
+    }
     // A ledger as the broker before user proofs left it: migrations 0001-0007 only, a site with a
     // hashed secret, users with shares, progress and credits, a plaintext signing seed and resume key,
     // and consent answers without visitors.
     let dir = tempfile::tempdir().unwrap();
     let old_migrations = dir.path().join("migrations");
     std::fs::create_dir(&old_migrations).unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
         if name.as_str() < "0008" {
@@ -494,7 +529,7 @@ async fn an_older_ledger_migrates_without_losing_anyones_work() {
          INSERT INTO signing_keys (kid, seed, created_at) VALUES ('oldkid', X'{}', 0);
          INSERT INTO settings (name, value) VALUES ('resume_key', '{}');
          INSERT INTO consent_answers (site_id, given, at) VALUES (1, 1, {now});",
-        minepass_broker::ledger::hash_secret(secret),
+        minepass_broker::store::hash_secret(secret),
         "77".repeat(32),
         "88".repeat(32),
         now = now_ms(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use minepass::protocol::{self, ErrorCode, ServerMessage, WorkMode};
-use minepass_broker::ledger::PoolTotals;
+use minepass_broker::store::PoolTotals;
 use minepass_broker::work::upstream::{Fallback, PoolConfig, Upstream, UpstreamConfig};
 use minepass_broker::work::{Jobs, Vardiff};
 use serde_json::{Value, json};
@@ -181,7 +181,7 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 }
 
 /// The ledger's pool totals once `accepted` pool-accepted answers are recorded (up to 10 s).
-async fn accepted_answers(ledger: &minepass_broker::ledger::Ledger, accepted: u64) -> PoolTotals {
+async fn accepted_answers(ledger: &minepass_broker::store::Ledger, accepted: u64) -> PoolTotals {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let totals = ledger.pool_totals(None).await.unwrap();
@@ -513,9 +513,7 @@ async fn sigterm_under_load_loses_no_acknowledged_share_and_no_pool_answer() {
     }
     let key = minepass_broker::vault::KeySource::Default(data.path().join("master.key"));
     let (ledger, _) =
-        minepass_broker::ledger::Ledger::open_with_key(&data.path().join("ledger.sqlite"), &key)
-            .await
-            .unwrap();
+        minepass_broker::store::Ledger::open_with_key(ledger_location(data.path()), &key).await.unwrap();
     let site = ledger.site_by_key(&broker.demo_site).await.unwrap().unwrap();
     let mut logged = Vec::new();
     for i in 0..4 {

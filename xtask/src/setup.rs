@@ -186,6 +186,16 @@ pub fn ensure_kit_runtimes() -> Result<()> {
 
 /// wasm-opt from the npm `binaryen` package (Debian's binaryen 108 corrupts wasm-bindgen's externref
 /// table export); `None` with a warning if npm is unavailable, since the build works without it.
+/// PostgreSQL (Debian's `postgresql`, 15): the broker suites' second backend. The tests start and
+/// stop their own throwaway clusters (`broker/tests/common/postgres.rs`); only the binaries and the
+/// `postgres` system user the package creates are needed.
+pub fn ensure_postgresql() -> Result<()> {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|versions| versions.flatten().any(|v| v.path().join("bin/initdb").exists()))
+        .unwrap_or(false);
+    if installed { Ok(()) } else { apt_install(&["postgresql"]) }
+}
+
 pub fn wasm_opt() -> Option<&'static str> {
     match ensure_npm_packages() {
         Ok(()) => Some("node_modules/.bin/wasm-opt"),

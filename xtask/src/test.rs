@@ -4,7 +4,9 @@
 //! 1. tidy, `cargo fmt --check`, clippy (native, wasm32+simd128, and the wasm32 SDK client) with
 //!    `-D warnings`;
 //! 2. native tests of the whole workspace (the broker's upstream tests against a real Stratum pool
-//!    from npm, run by node; its kits tests run the publisher kits under node, python3 and php);
+//!    from npm, run by node; its kits tests run the publisher kits under node, python3 and php),
+//!    then the broker's ledger-backed suites (broker, economics, trust, upstream) again on
+//!    PostgreSQL (`MINEPASS_TEST_BACKEND=postgres`: each test binary runs a throwaway cluster);
 //! 3. the wasm builds (they must link and bind);
 //! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
 //!    build, each asserting it really runs the kernel it was built for;
@@ -17,6 +19,9 @@ use anyhow::Result;
 
 use crate::build::{CLIENT, FLAVOURS};
 use crate::setup::{self, Tally, cargo, exec};
+
+/// The broker's test binaries that run on both backends.
+const POSTGRES_SUITES: [&str; 4] = ["broker", "economics", "trust", "upstream"];
 
 pub fn run() -> Result<()> {
     setup::ensure_wasm_target()?;
@@ -40,8 +45,15 @@ pub fn run() -> Result<()> {
     setup::ensure_npm_packages()?;
     // The kits tests run the publisher kits under node (jose, from npm above), python3 and php.
     setup::ensure_kit_runtimes()?;
+    setup::ensure_postgresql()?;
     let mut tally = Tally::default();
     tally.exec(cargo().args(["test", "--workspace"]))?;
+    tally.exec(
+        cargo()
+            .args(["test", "--package", "minepass-broker"])
+            .args(POSTGRES_SUITES.iter().flat_map(|suite| ["--test", suite]))
+            .env("MINEPASS_TEST_BACKEND", "postgres"),
+    )?;
 
     crate::build::run()?;
     setup::ensure_wasm_bindgen()?;

@@ -14,8 +14,8 @@ use minepass::protocol::Work;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ledger::{CONSENT_MAX_HOURS, Content, Site, is_valid_content_key, is_valid_label};
 use crate::session::Broker;
+use crate::store::{CONSENT_MAX_HOURS, Content, Site, is_valid_content_key, is_valid_label};
 use crate::tokens::TokenError;
 
 pub fn routes() -> Router<Arc<Broker>> {
@@ -282,7 +282,7 @@ async fn seal_content(
     if !broker.ledger.content(site.id).await?.iter().any(|c| c.key == content_key) {
         return Err(ApiError::NotFound);
     }
-    if request.html.is_empty() || request.html.len() > crate::seals::MAX_SEALED_BYTES {
+    if request.html.is_empty() || request.html.len() > crate::store::seals::MAX_SEALED_BYTES {
         return Err(ApiError::BadRequest("bad_html"));
     }
     let sealed =

@@ -1,7 +1,7 @@
 //! The partner-economics APIs: the operator's (admin token: partners, commission, periods,
 //! settlement, payouts, ledger check, an overview per partner), the partner dashboard's (the
 //! partner's dashboard key) and the SDK's anonymous consent-answer count. Handlers are thin: the
-//! books are in [`crate::books`], the math in [`crate::settlement`].
+//! books are in [`crate::books`], the math in [`crate::books::settlement`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +17,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{ApiError, authorize_admin, bearer, body};
-use crate::books::{self, ConsentCount, Partner, Source};
-use crate::ledger::now_ms;
+use crate::books::settlement;
+use crate::books::{self, Partner, Source};
 use crate::session::Broker;
-use crate::settlement;
+use crate::store::ConsentCount;
+use crate::store::now_ms;
 
 pub fn routes() -> Router<Arc<Broker>> {
     Router::new()
@@ -67,7 +68,7 @@ async fn add_partner(
 ) -> Result<Response, ApiError> {
     authorize_admin(&broker, &headers).await?;
     let request = body(request)?;
-    if !crate::ledger::is_valid_label(&request.name) {
+    if !crate::store::is_valid_label(&request.name) {
         return Err(ApiError::BadRequest("bad_name"));
     }
     let partner = broker.ledger.add_partner(&request.name).await?;

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{ApiError, authorize_admin, bearer, body};
-use crate::ledger::{Site, is_valid_content_key, is_valid_label};
-use crate::rewards::{InsufficientCredits, OfferKind};
 use crate::session::Broker;
+use crate::store::rewards::{InsufficientCredits, OfferKind};
+use crate::store::{Site, is_valid_content_key, is_valid_label};
 use crate::tokens::Grant;
 
 pub fn routes() -> Router<Arc<Broker>> {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +14,8 @@ use minepass::kernel::Job;
 use minepass::protocol::{self, ServerMessage};
 use minepass::target::Target;
 use minepass_broker::http::StaticDirs;
-use minepass_broker::ledger::Ledger;
 use minepass_broker::session::Broker;
+use minepass_broker::store::{Ledger, Location};
 use minepass_broker::tokens::Tokens;
 use minepass_broker::work::{Jobs, Vardiff};
 use serde_json::{Value, json};
@@ -23,10 +25,84 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Whether this run's suites use PostgreSQL (`MINEPASS_TEST_BACKEND=postgres`, which
+/// `cargo xtask test` sets for its second pass over them); SQLite otherwise.
+pub fn on_postgres() -> bool {
+    std::env::var("MINEPASS_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// Says that a test checks something only one backend has, and returns true on the other: the
+/// caller returns, and the run's output names the test and the reason (never a silent pass).
+pub fn skip_on_postgres(test: &str, why: &str) -> bool {
+    if on_postgres() {
+        use std::io::Write;
+        // Written to the handle, not through `eprintln!`, which the test harness captures.
+        let _ = writeln!(std::io::stderr(), "SKIPPED on PostgreSQL: {test}: {why}");
+    }
+    on_postgres()
+}
+
+/// The ledger of a test's data directory: on PostgreSQL a fresh database in the test process's
+/// throwaway cluster, remembered in `data/database-url` so that a restarted broker or a reopened
+/// ledger finds the same one; on SQLite `data/ledger.sqlite`.
+pub fn ledger_location(data: &std::path::Path) -> Location {
+    if !on_postgres() {
+        return Location::Sqlite(data.join("ledger.sqlite"));
+    }
+    let remembered = data.join("database-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Location::Postgres(url);
+    }
+    let url = postgres::Cluster::shared().create_database();
+    std::fs::write(&remembered, &url).unwrap();
+    Location::Postgres(url)
+}
+
+/// Runs statements on a ledger behind the broker's back (tests that tamper or inspect); the
+/// first error is returned.
+pub async fn raw_execute(location: &Location, statements: &[&str]) -> Result<(), sqlx::Error> {
+    match location {
+        Location::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await?;
+            for statement in statements {
+                sqlx::query(statement).execute(&pool).await?;
+            }
+            pool.close().await;
+        }
+        Location::Postgres(url) => {
+            let pool = sqlx::PgPool::connect(url).await?;
+            for statement in statements {
+                sqlx::query(statement).execute(&pool).await?;
+            }
+            pool.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// The first column of a query's rows, as text (cast in the query where needed).
+pub async fn raw_strings(location: &Location, sql: &str) -> Vec<String> {
+    match location {
+        Location::Sqlite(path) => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+        Location::Postgres(url) => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        }
+    }
+}
+
 /// A broker on 127.0.0.1:0 with its own ledger directory, and a demo site with one content item.
 pub struct TestBroker {
     pub address: SocketAddr,
     pub ledger: Ledger,
+    pub location: Location,
     pub site_key: String,
     pub site_secret: String,
     _data: tempfile::TempDir,
@@ -54,12 +130,11 @@ impl TestBroker {
         configure: impl FnOnce(&mut Broker),
     ) -> TestBroker {
         let data = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(
-            &data.path().join("ledger.sqlite"),
-            Arc::new(minepass_broker::vault::Vault::ephemeral()),
-        )
-        .await
-        .unwrap();
+        let location = ledger_location(data.path());
+        let ledger = Ledger::open(location.clone(), Arc::new(minepass_broker::vault::Vault::ephemeral()))
+            .await
+            .unwrap();
+        assert_eq!(ledger.backend_name(), if on_postgres() { "postgres" } else { "sqlite" });
         let site = ledger.add_site("Test site").await.unwrap();
         ledger.put_content(&site.key, "article", "Article", CONTENT_WORK).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,6 +155,7 @@ impl TestBroker {
         TestBroker {
             address,
             ledger,
+            location,
             site_key: site.key,
             site_secret: site.secret,
             _data: data,
@@ -87,9 +163,10 @@ impl TestBroker {
         }
     }
 
-    /// The ledger's SQLite file.
+    /// The ledger's SQLite file (tests that only SQLite can run).
     pub fn ledger_path(&self) -> std::path::PathBuf {
-        self._data.path().join("ledger.sqlite")
+        let Location::Sqlite(path) = &self.location else { panic!("not a SQLite ledger") };
+        path.clone()
     }
 
     /// `POST /api/v1/tokens/verify` as a publisher would: (HTTP status, JSON body).
@@ -136,7 +213,7 @@ impl Drop for TestBroker {
 /// the site secret.
 pub fn hello(site: &str, secret: &str, user: &str, content: Option<&str>) -> Value {
     let mut hello = anonymous_hello(site, content);
-    let exp = minepass_broker::ledger::now_ms() / 1000 + 3600;
+    let exp = minepass_broker::store::now_ms() / 1000 + 3600;
     hello["user"] = json!(user);
     hello["user_proof"] = json!(minepass_broker::identity::user_proof(secret, site, user, exp));
     hello
@@ -223,18 +300,20 @@ impl Drop for BrokerProcess {
     }
 }
 
-/// `serve` on 127.0.0.1:0 with tiny fixed shares, the ledger in `data`, and `extra` flags.
+/// `serve` on 127.0.0.1:0 with tiny fixed shares, the data directory `data` (and its
+/// [`ledger_location`]), and `extra` flags.
 pub fn start_process(data: &std::path::Path, extra: &[&str]) -> BrokerProcess {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "4096", "--max-share-work", "4096"])
         .arg("--data")
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .arg(data);
+    if let Location::Postgres(url) = ledger_location(data) {
+        command.arg("--database").arg(url);
+    }
+    let mut child =
+        command.args(extra).env("RUST_LOG", "warn").stdout(std::process::Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     // Owned from here on, so a failed start is still killed and reaped (Drop).
     let mut process = BrokerProcess {

@@ -1,4 +1,4 @@
-//! Sealed content (ledger layer): a publisher's gated HTML encrypted under a per-item key, so the
+//! Sealed content (store layer): a publisher's gated HTML encrypted under a per-item key, so the
 //! page, a scraper or a disabled script holds only ciphertext until the broker releases the key in
 //! the `unlock` of a session whose credited work met the quota.
 //!
@@ -17,9 +17,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use minepass::protocol::ContentKey;
 use rand::RngCore;
-use sqlx::Row;
 
-use crate::ledger::{Ledger, now_ms};
+use super::{Ledger, now_ms, on_backend, postgres, sqlite};
 
 /// Largest gated HTML a seal takes.
 pub const MAX_SEALED_BYTES: usize = 1 << 20;
@@ -92,89 +91,40 @@ impl Ledger {
         if html.is_empty() || html.len() > MAX_SEALED_BYTES {
             bail!("sealed HTML is 1 byte to 1 MiB");
         }
-        let content_id: i64 = sqlx::query_scalar(
-            "SELECT c.id FROM content c JOIN sites s ON s.id = c.site_id WHERE s.site_key = ? AND c.content_key = ?",
-        )
-        .bind(site_key)
-        .bind(content_key)
-        .fetch_optional(&self.pool)
-        .await?
-        .with_context(|| format!("no content item {content_key} at site {site_key}"))?;
+        let content_id = on_backend!(self, sites::content_id(site_key, content_key))?
+            .with_context(|| format!("no content item {content_key} at site {site_key}"))?;
         // The version is part of the associated data, so it is chosen before encrypting; two seals at
         // once collide on the primary key and the loser takes the next number.
         for _ in 0..8 {
-            let next: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM content_seals WHERE content_id = ?",
-            )
-            .bind(content_id)
-            .fetch_one(&self.pool)
-            .await?;
+            let next = on_backend!(self, seals::next_version(content_id))?;
             let version = u32::try_from(next).context("too many seal versions")?;
             let (key, nonce, ciphertext) = encrypt(site_key, content_key, version, html.as_bytes());
-            let mut tx = self.pool.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO content_seals (content_id, version, sealed_key, nonce, ciphertext, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (content_id, version) DO NOTHING",
-            )
-            .bind(content_id)
-            .bind(next)
-            .bind(self.vault.seal(&key_purpose(content_id, version), &key))
-            .bind(&nonce[..])
-            .bind(&ciphertext)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue;
+            let sealed_key = self.vault.seal(&key_purpose(content_id, version), &key);
+            let row = (&sealed_key[..], &nonce[..], &ciphertext[..]);
+            if on_backend!(self, seals::insert(content_id, next, row, retire_previous, now_ms()))? {
+                return Ok(Sealed { version, text: sealed_text(version, &nonce, &ciphertext) });
             }
-            if retire_previous {
-                sqlx::query(
-                    "UPDATE content_seals SET retired_at = ? WHERE content_id = ? AND version < ? AND retired_at IS NULL",
-                )
-                .bind(now_ms())
-                .bind(content_id)
-                .bind(next)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            return Ok(Sealed { version, text: sealed_text(version, &nonce, &ciphertext) });
         }
         bail!("could not pick a seal version: too many concurrent seals")
     }
 
     /// The newest live sealed version of a content item, if it is sealed (public: ciphertext only).
     pub async fn current_seal(&self, site_key: &str, content_key: &str) -> Result<Option<Sealed>> {
-        let row = sqlx::query(
-            "SELECT cs.version, cs.nonce, cs.ciphertext FROM content_seals cs
-             JOIN content c ON c.id = cs.content_id JOIN sites s ON s.id = c.site_id
-             WHERE s.site_key = ? AND c.content_key = ? AND cs.retired_at IS NULL
-             ORDER BY cs.version DESC LIMIT 1",
-        )
-        .bind(site_key)
-        .bind(content_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| {
-            let version = r.get::<i64, _>(0) as u32;
-            Sealed { version, text: sealed_text(version, &r.get::<Vec<u8>, _>(1), &r.get::<Vec<u8>, _>(2)) }
+        let row = on_backend!(self, seals::current(site_key, content_key))?;
+        Ok(row.map(|(version, nonce, ciphertext)| {
+            let version = version as u32;
+            Sealed { version, text: sealed_text(version, &nonce, &ciphertext) }
         }))
     }
 
     /// The keys of every live version of a content item (empty if it is not sealed). Only the
     /// session layer calls this, for an `unlock` after the quota's credit has committed.
     pub async fn content_keys(&self, content_id: i64) -> Result<Vec<ContentKey>> {
-        let rows = sqlx::query(
-            "SELECT version, sealed_key FROM content_seals WHERE content_id = ? AND retired_at IS NULL
-             ORDER BY version",
-        )
-        .bind(content_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = on_backend!(self, seals::live_keys(content_id))?;
         rows.into_iter()
-            .map(|r| {
-                let version = r.get::<i64, _>(0) as u32;
-                let key = self.vault.open_key(&key_purpose(content_id, version), &r.get::<Vec<u8>, _>(1))?;
+            .map(|(version, sealed)| {
+                let version = version as u32;
+                let key = self.vault.open_key(&key_purpose(content_id, version), &sealed)?;
                 Ok(ContentKey { version, key: B64.encode(key) })
             })
             .collect()

@@ -1,0 +1,110 @@
+//! Sites (a publisher's key, secret and limits) and their content items.
+
+use anyhow::{Context, Result, bail};
+
+use super::{
+    CONSENT_MAX_HOURS, Content, Ledger, NewSite, Site, hash_secret, is_valid_content_key, is_valid_label,
+    now_ms, on_backend, postgres, random_token, sqlite,
+};
+
+fn secret_purpose(site_key: &str) -> String {
+    format!("site-secret/{site_key}")
+}
+
+impl Ledger {
+    /// Creates a site with a fresh key and secret.
+    pub async fn add_site(&self, name: &str) -> Result<NewSite> {
+        self.add_site_with_key(&random_token("site_", 12), name).await
+    }
+
+    /// Creates a site with a chosen public key (the demo site's is fixed) and a fresh secret.
+    pub async fn add_site_with_key(&self, key: &str, name: &str) -> Result<NewSite> {
+        if !is_valid_label(name) {
+            bail!("a site name is 1-200 printable characters");
+        }
+        let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
+        let sealed = self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes());
+        on_backend!(self, sites::insert(key, name, &hash_secret(&site.secret), &sealed, now_ms()))?;
+        Ok(site)
+    }
+
+    /// Replaces a site's secret (the old one stops working for the verify and credits APIs and for
+    /// user proofs at once); returns the new one, shown once.
+    pub async fn rotate_site_secret(&self, key: &str) -> Result<NewSite> {
+        let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
+        let sealed = self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes());
+        if !on_backend!(self, sites::set_secret(key, &hash_secret(&site.secret), &sealed))? {
+            bail!("no site with key {key}");
+        }
+        Ok(site)
+    }
+
+    /// A site's secret (the key of its user proofs), if the ledger keeps it.
+    pub fn site_secret(&self, site: &Site) -> Result<Option<String>> {
+        let Some(sealed) = &site.sealed_secret else { return Ok(None) };
+        let secret = self.vault.open(&secret_purpose(&site.key), sealed)?;
+        Ok(Some(String::from_utf8(secret).context("corrupt site secret")?))
+    }
+
+    /// Sets the longest consent lifetime a site accepts (1 h to 1 year).
+    pub async fn set_consent_max_hours(&self, key: &str, hours: u32) -> Result<()> {
+        if !CONSENT_MAX_HOURS.contains(&hours) {
+            bail!("the consent maximum is {}-{} hours", CONSENT_MAX_HOURS.start(), CONSENT_MAX_HOURS.end());
+        }
+        if !on_backend!(self, sites::set_consent_max_hours(key, i64::from(hours)))? {
+            bail!("no site with key {key}");
+        }
+        Ok(())
+    }
+
+    pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<()> {
+        if !on_backend!(self, sites::set_enabled(key, enabled))? {
+            bail!("no site with key {key}");
+        }
+        Ok(())
+    }
+
+    /// Adds (or updates the quota and title of) a content item of a site.
+    pub async fn put_content(
+        &self,
+        site_key: &str,
+        content_key: &str,
+        title: &str,
+        required: u128,
+    ) -> Result<()> {
+        let Some(site) = self.site_by_key(site_key).await? else { bail!("no site with key {site_key}") };
+        if required == 0 {
+            bail!("required work must be positive");
+        }
+        if !is_valid_content_key(content_key) || !is_valid_label(title) {
+            bail!("a content id is 1-64 of [A-Za-z0-9._-] and a title 1-200 printable characters");
+        }
+        on_backend!(self, sites::put_content(site.id, content_key, title, required, now_ms()))
+    }
+
+    /// Gives a site to a partner (see `assign_site`).
+    pub(crate) async fn set_site_partner(&self, key: &str, partner_id: i64) -> Result<()> {
+        if !on_backend!(self, sites::set_partner(key, partner_id))? {
+            bail!("no site with key {key}");
+        }
+        Ok(())
+    }
+
+    pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>> {
+        on_backend!(self, sites::by_key(key))
+    }
+
+    /// The site whose secret this is, if any (secrets are compared by their SHA-256).
+    pub async fn site_by_secret(&self, secret: &str) -> Result<Option<Site>> {
+        on_backend!(self, sites::by_secret_hash(&hash_secret(secret)))
+    }
+
+    /// All sites, oldest first.
+    pub async fn sites(&self) -> Result<Vec<Site>> {
+        on_backend!(self, sites::all())
+    }
+
+    pub async fn content(&self, site_id: i64) -> Result<Vec<Content>> {
+        on_backend!(self, sites::content(site_id))
+    }
+}

@@ -1,0 +1,32 @@
+//! The store's SQL, written once and compiled per backend: `Db` is the backend's sqlx database and
+//! `PG` says whether it is PostgreSQL, for the few places the dialects differ. Placeholders are `$N`
+//! (sqlx's SQLite driver takes them too); values are i64, bool, text, bytes and [`WorkColumn`].
+//!
+//! [`WorkColumn`]: crate::store::column::WorkColumn
+
+pub(crate) mod consent;
+pub(crate) mod keys;
+pub(crate) mod rewards;
+pub(crate) mod seals;
+pub(crate) mod settings;
+pub(crate) mod shares;
+pub(crate) mod sites;
+
+pub(crate) use super::{Db, PG};
+
+use sqlx::Transaction;
+
+/// This backend's connections.
+pub(crate) type Conns = crate::store::Connections<Db>;
+
+/// A write transaction that holds the database's write lock from its first statement, so what it
+/// reads stays true until it commits: SQLite's `BEGIN IMMEDIATE` (a deferred transaction that read
+/// first would fail with "busy" on its first write instead of waiting). On PostgreSQL the
+/// statements lock what they depend on ([`FOR_UPDATE`], the books' advisory lock).
+pub(crate) async fn begin_write(db: &Conns) -> sqlx::Result<Transaction<'static, Db>> {
+    if PG { db.write.begin().await } else { db.write.begin_with("BEGIN IMMEDIATE").await }
+}
+
+/// Appended to a `SELECT` whose rows the transaction will change: a row lock on PostgreSQL; on
+/// SQLite the write transaction already excludes other writers.
+pub(crate) const FOR_UPDATE: &str = if PG { " FOR UPDATE" } else { "" };
