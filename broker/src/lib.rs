@@ -41,6 +41,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = http::app(Arc::clone(&broker), dirs);
+    broker.spawn_key_refresh();
     let stopping = broker.stopping.clone();
     // Replies are small frames sent back to back (accepted, progress, …): without TCP_NODELAY, Nagle's
     // algorithm holds the second one for the peer's delayed ACK (up to 40 ms).

@@ -570,7 +570,14 @@ const DEMO_ARTICLE: &str = include_str!("../demo/demo-article.html");
 /// On first start, a demo site with one content item so the broker is usable with no configuration;
 /// its gated half is sealed (also in a ledger from before sealing).
 async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
-    if !ledger.sites().await?.is_empty() {
+    let created = if ledger.sites().await?.is_empty() {
+        // A fixed public key, so the static demo page (www/demo/) can name it. Another broker of a
+        // fleet starting at the same moment may make it first.
+        ledger.add_site_if_absent(DEMO_SITE_KEY, "Demo publisher").await?
+    } else {
+        None
+    };
+    let Some(site) = created else {
         if let Some(site) = ledger.site_by_key(DEMO_SITE_KEY).await?
             && ledger.content(site.id).await?.iter().any(|c| c.key == "demo-article")
             && ledger.current_seal(DEMO_SITE_KEY, "demo-article").await?.is_none()
@@ -578,9 +585,7 @@ async fn ensure_demo_site(ledger: &Ledger) -> Result<()> {
             ledger.seal_content(DEMO_SITE_KEY, "demo-article", DEMO_ARTICLE, false).await?;
         }
         return Ok(());
-    }
-    // A fixed public key, so the static demo page (www/demo/) can name it.
-    let site = ledger.add_site_with_key(DEMO_SITE_KEY, "Demo publisher").await?;
+    };
     // 2^28 hashes: about 20-40 s for a laptop browser with the simd kernel on a few threads.
     ledger.put_content(&site.key, "demo-article", "The second half of the demo article", 1 << 28).await?;
     ledger.seal_content(&site.key, "demo-article", DEMO_ARTICLE, false).await?;

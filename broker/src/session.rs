@@ -71,6 +71,28 @@ impl Broker {
     /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
     /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
     /// committer commits everything queued.
+    /// Rereads the signing keys every [`KEY_REFRESH_INTERVAL`] until shutdown, so that a rotation
+    /// by another broker (or the CLI) on a shared ledger is published here too.
+    ///
+    /// [`KEY_REFRESH_INTERVAL`]: crate::tokens::KEY_REFRESH_INTERVAL
+    pub fn spawn_key_refresh(self: &Arc<Self>) {
+        let broker = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let mut every = tokio::time::interval(crate::tokens::KEY_REFRESH_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = broker.stopping.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if let Err(error) = broker.tokens.refresh(&broker.ledger, true).await {
+                    tracing::warn!("rereading the signing keys failed: {error:#}");
+                }
+            }
+        });
+    }
+
     pub async fn drain(&self) {
         self.stopping.cancel();
         self.tasks.close();

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -111,10 +112,36 @@ struct Keys {
     published: HashMap<String, VerifyingKey>,
 }
 
+impl Keys {
+    async fn load(ledger: &Ledger) -> Result<Keys> {
+        let now = now_ms();
+        let mut active = None;
+        let mut published = HashMap::new();
+        for (kid, seed, _, retired) in ledger.signing_keys().await? {
+            let key = SigningKey::from_bytes(&seed);
+            match retired {
+                None => active = Some((kid.clone(), key.clone())),
+                Some(at) if at + TOKEN_TTL_SECONDS * 1000 < now => continue,
+                Some(_) => {}
+            }
+            published.insert(kid, key.verifying_key());
+        }
+        Ok(Keys { active: active.context("no active signing key")?, published })
+    }
+}
+
+/// How often a broker rereads the signing keys (a rotation elsewhere in the fleet is published by
+/// every broker within this, and a token naming the new key verifies at once: see `refresh`).
+pub const KEY_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The least time between two rereads on demand.
+const MIN_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Issues and verifies unlock tokens.
 pub struct Tokens {
     issuer: String,
     keys: RwLock<Keys>,
+    /// When the keys were last read from the ledger.
+    refreshed: std::sync::Mutex<Instant>,
 }
 
 fn new_kid() -> String {
@@ -133,20 +160,24 @@ impl Tokens {
             rand::thread_rng().fill_bytes(&mut seed);
             ledger.add_first_signing_key(&new_kid(), &seed).await?;
         }
-        let now = now_ms();
-        let mut active = None;
-        let mut published = HashMap::new();
-        for (kid, seed, _, retired) in ledger.signing_keys().await? {
-            let key = SigningKey::from_bytes(&seed);
-            match retired {
-                None => active = Some((kid.clone(), key.clone())),
-                Some(at) if at + TOKEN_TTL_SECONDS * 1000 < now => continue,
-                Some(_) => {}
+        let keys = Keys::load(ledger).await?;
+        Ok(Tokens { issuer, keys: RwLock::new(keys), refreshed: std::sync::Mutex::new(Instant::now()) })
+    }
+
+    /// Reloads the keys from the ledger: a rotation made by another broker of the fleet (or the
+    /// CLI) becomes this broker's too. At most once per [`MIN_REFRESH_INTERVAL`] unless `force`,
+    /// so that tokens naming unknown keys cannot turn into a read per request.
+    pub async fn refresh(&self, ledger: &Ledger, force: bool) -> Result<bool> {
+        {
+            let mut refreshed = self.refreshed.lock().expect("refresh lock");
+            if !force && refreshed.elapsed() < MIN_REFRESH_INTERVAL {
+                return Ok(false);
             }
-            published.insert(kid, key.verifying_key());
+            *refreshed = Instant::now();
         }
-        let active = active.context("no active signing key")?;
-        Ok(Tokens { issuer, keys: RwLock::new(Keys { active, published }) })
+        let keys = Keys::load(ledger).await?;
+        *self.keys.write().expect("keys lock") = keys;
+        Ok(true)
     }
 
     /// A signed token for `claims` (its `iss`, `iat`, `exp` and `jti` are set here).

@@ -196,6 +196,16 @@ pub fn ensure_postgresql() -> Result<()> {
     if installed { Ok(()) } else { apt_install(&["postgresql"]) }
 }
 
+/// HAProxy (Debian's `haproxy`, 2.6): the load balancer in front of the fleet tests' brokers, which
+/// start and stop it themselves.
+pub fn ensure_haproxy() -> Result<()> {
+    if output("haproxy", &["-v"]).is_some() || Path::new("/usr/sbin/haproxy").exists() {
+        Ok(())
+    } else {
+        apt_install(&["haproxy"])
+    }
+}
+
 pub fn wasm_opt() -> Option<&'static str> {
     match ensure_npm_packages() {
         Ok(()) => Some("node_modules/.bin/wasm-opt"),

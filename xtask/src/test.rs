@@ -6,7 +6,9 @@
 //! 2. native tests of the whole workspace (the broker's upstream tests against a real Stratum pool
 //!    from npm, run by node; its kits tests run the publisher kits under node, python3 and php),
 //!    then the broker's ledger-backed suites (broker, economics, trust, upstream) again on
-//!    PostgreSQL (`MINEPASS_TEST_BACKEND=postgres`: each test binary runs a throwaway cluster);
+//!    PostgreSQL (`MINEPASS_TEST_BACKEND=postgres`: each test binary runs a throwaway cluster); the
+//!    fleet tests (several broker processes on one PostgreSQL ledger, HAProxy in front) run in the
+//!    first pass;
 //! 3. the wasm builds (they must link and bind);
 //! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
 //!    build, each asserting it really runs the kernel it was built for;
@@ -45,7 +47,9 @@ pub fn run() -> Result<()> {
     setup::ensure_npm_packages()?;
     // The kits tests run the publisher kits under node (jose, from npm above), python3 and php.
     setup::ensure_kit_runtimes()?;
+    // The fleet tests run brokers on a throwaway PostgreSQL cluster behind HAProxy.
     setup::ensure_postgresql()?;
+    setup::ensure_haproxy()?;
     let mut tally = Tally::default();
     tally.exec(cargo().args(["test", "--workspace"]))?;
     tally.exec(

@@ -117,7 +117,14 @@ async fn verify_token(
 ) -> Result<Response, ApiError> {
     let site = broker.ledger.site_by_secret(bearer(&headers)?).await?.ok_or(ApiError::Unauthorized)?;
     let request = body(request)?;
-    let claims = broker.tokens.verify(&request.token, &site.key).map_err(ApiError::Token)?;
+    let claims = match broker.tokens.verify(&request.token, &site.key) {
+        // Signed by a key another broker of the fleet rotated in since our last read: reread once.
+        Err(TokenError::UnknownKey) if broker.tokens.refresh(&broker.ledger, false).await? => {
+            broker.tokens.verify(&request.token, &site.key)
+        }
+        verified => verified,
+    }
+    .map_err(ApiError::Token)?;
     if !broker.ledger.consume_token(&claims.jti, site.id).await? {
         return Err(ApiError::Token(TokenError::AlreadyUsed));
     }

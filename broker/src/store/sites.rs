@@ -17,15 +17,22 @@ impl Ledger {
         self.add_site_with_key(&random_token("site_", 12), name).await
     }
 
-    /// Creates a site with a chosen public key (the demo site's is fixed) and a fresh secret.
+    /// Creates a site with a chosen public key and a fresh secret.
     pub async fn add_site_with_key(&self, key: &str, name: &str) -> Result<NewSite> {
+        self.add_site_if_absent(key, name).await?.with_context(|| format!("a site with key {key} exists"))
+    }
+
+    /// Creates a site with a chosen public key (the demo site's is fixed) unless one has it: brokers
+    /// starting together on a new ledger make it once between them.
+    pub async fn add_site_if_absent(&self, key: &str, name: &str) -> Result<Option<NewSite>> {
         if !is_valid_label(name) {
             bail!("a site name is 1-200 printable characters");
         }
         let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
         let sealed = self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes());
-        on_backend!(self, sites::insert(key, name, &hash_secret(&site.secret), &sealed, now_ms()))?;
-        Ok(site)
+        let inserted =
+            on_backend!(self, sites::insert(key, name, &hash_secret(&site.secret), &sealed, now_ms()))?;
+        Ok(inserted.then_some(site))
     }
 
     /// Replaces a site's secret (the old one stops working for the verify and credits APIs and for

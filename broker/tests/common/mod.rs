@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod pool;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -303,13 +304,22 @@ impl Drop for BrokerProcess {
 /// `serve` on 127.0.0.1:0 with tiny fixed shares, the data directory `data` (and its
 /// [`ledger_location`]), and `extra` flags.
 pub fn start_process(data: &std::path::Path, extra: &[&str]) -> BrokerProcess {
+    start_process_with(data, extra, &[])
+}
+
+/// [`start_process`] with environment variables (`MINEPASS_KEY`, say); `extra` may name its own
+/// `--database`.
+pub fn start_process_with(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
     use std::io::{BufRead, BufReader};
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_minepass-broker"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "4096", "--max-share-work", "4096"])
         .arg("--data")
-        .arg(data);
-    if let Location::Postgres(url) = ledger_location(data) {
+        .arg(data)
+        .envs(env.iter().copied());
+    if !extra.contains(&"--database")
+        && let Location::Postgres(url) = ledger_location(data)
+    {
         command.arg("--database").arg(url);
     }
     let mut child =

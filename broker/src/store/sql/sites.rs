@@ -28,9 +28,10 @@ pub(crate) async fn insert(
     secret_hash: &str,
     sealed_secret: &[u8],
     now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sites (site_key, name, secret_hash, sealed_secret, created_at) VALUES ($1, $2, $3, $4, $5)",
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO sites (site_key, name, secret_hash, sealed_secret, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (site_key) DO NOTHING",
     )
     .bind(key)
     .bind(name)
@@ -39,7 +40,7 @@ pub(crate) async fn insert(
     .bind(now)
     .execute(&db.write)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Replaces a site's secret; false if there is no such site.
