@@ -7,6 +7,10 @@
 //!   broker must be started with tiny shares). Then each submits one every I ms for S seconds; the
 //!   latency is measured from the scheduled `submit` to the durable `accepted`.
 //!
+//! - `loadgen db --database URL [--seconds S] [--batch B] [--writers W]`: the ledger's own ceiling:
+//!   W tasks commit batches of B synthetic shares through `Ledger::commit_shares` (the committer's
+//!   statements, one transaction per batch) as fast as the database takes them.
+//!
 //! Each prints one JSON line.
 
 use std::time::{Duration, Instant};
@@ -42,8 +46,81 @@ fn main() {
                 arg(&args, "--interval-ms", 4000),
             ));
         }
-        _ => eprintln!("usage: loadgen verify | load --url URL --site KEY [--clients N] [--seconds S]"),
+        Some("db") => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            runtime.block_on(database_ceiling(
+                arg(&args, "--database", String::new()),
+                arg(&args, "--seconds", 10.0),
+                arg(&args, "--batch", 64),
+                arg(&args, "--writers", 4),
+            ));
+        }
+        _ => eprintln!(
+            "usage: loadgen verify | load --url URL --site KEY [--clients N] [--seconds S] | db --database URL"
+        ),
     }
+}
+
+/// Rows per second the ledger commits with the committer's statements and batch shape (the shares
+/// are synthetic: verification is not what this measures).
+async fn database_ceiling(database: String, seconds: f64, batch: usize, writers: usize) {
+    use minepass_broker::store::{Ledger, Location, ShareRecord};
+    let vault = std::sync::Arc::new(minepass_broker::vault::Vault::ephemeral());
+    let ledger = Ledger::open(Location::parse(&database), vault).await.expect("the ledger opens");
+    let site = ledger.add_site("db ceiling").await.expect("a site");
+    let site_id = ledger.site_by_key(&site.key).await.unwrap().unwrap().id;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let (mut commits, mut times) = (0u64, Vec::new());
+                while Instant::now() < deadline {
+                    let shares: Vec<ShareRecord> = (0..batch)
+                        .map(|i| ShareRecord {
+                            session: format!("db{writer}"),
+                            job_id: format!("db{writer}.{commits}"),
+                            nonce: i as u32,
+                            site_id,
+                            // A few hundred distinct users per writer, as many miners would be.
+                            user: format!("user-{writer}-{}", (commits as usize * batch + i) % 512),
+                            content_id: None,
+                            header: [0; 80],
+                            target: [0xff; 32],
+                            work: 256,
+                            pool: None,
+                        })
+                        .collect();
+                    let started = Instant::now();
+                    ledger.commit_shares(&shares, &[]).await.expect("the batch commits");
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                    commits += 1;
+                }
+                (commits, times)
+            })
+        })
+        .collect();
+    let (mut commits, mut times) = (0u64, Vec::new());
+    for task in tasks {
+        let (c, mut t) = task.await.unwrap();
+        commits += c;
+        times.append(&mut t);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct =
+        |p: f64| times.get(((times.len() as f64 * p) as usize).min(times.len() - 1)).copied().unwrap_or(0.0);
+    println!(
+        "{}",
+        json!({
+            "backend": ledger.backend_name(),
+            "batch": batch,
+            "writers": writers,
+            "commits_per_s": (commits as f64 / seconds).round(),
+            "rows_per_s": (commits as f64 * batch as f64 / seconds).round(),
+            "commit_p50_ms": (pct(0.5) * 100.0).round() / 100.0,
+            "commit_p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+        })
+    );
 }
 
 /// At least `count` shares of a job, mined natively.

@@ -51,6 +51,11 @@ pub struct ServeOptions {
     /// Most WebSocket connections one IP address may hold [default: 32].
     #[arg(long, env = "MINEPASS_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<u32>,
+    /// Proxy (a fleet's load balancer) whose `X-Forwarded-For` names the visitor, for the
+    /// per-address limits; repeat or comma-separate. Without it, limits count the proxy.
+    #[arg(long = "trusted-proxy", env = "MINEPASS_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(default)]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Messages per second one connection may send (twice that in a burst) [default: 20].
     #[arg(long, env = "MINEPASS_MESSAGES_PER_SECOND")]
     pub messages_per_second: Option<u32>,
@@ -87,6 +92,7 @@ pub struct ServeConfig {
     pub min_share_work: u64,
     pub max_share_work: u64,
     pub max_connections_per_address: u32,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub messages_per_second: u32,
     /// `None`: gate mode only.
     pub upstream: Option<UpstreamConfig>,
@@ -142,6 +148,11 @@ impl ServeOptions {
                 .max_connections_per_address
                 .or(file.max_connections_per_address)
                 .unwrap_or(32),
+            trusted_proxies: if self.trusted_proxy.is_empty() {
+                file.trusted_proxy
+            } else {
+                self.trusted_proxy
+            },
             messages_per_second: self.messages_per_second.or(file.messages_per_second).unwrap_or(20).max(1),
         })
     }

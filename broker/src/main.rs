@@ -478,6 +478,7 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     };
     let mut broker = Broker::new(ledger, jobs, vardiff, tokens);
     broker.max_connections_per_address = config.max_connections_per_address;
+    broker.trusted_proxies = config.trusted_proxies.clone();
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
     let broker = Arc::new(broker);

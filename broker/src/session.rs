@@ -31,6 +31,8 @@ pub struct Broker {
     pub rate_limit: RateLimit,
     /// Most WebSocket connections one IP address may hold.
     pub max_connections_per_address: u32,
+    /// Proxies (a fleet's load balancer) whose `X-Forwarded-For` names the visitor.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     connections: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
     /// Cancelled when the broker shuts down: sockets close with [`CLOSE_GOING_AWAY`].
     pub stopping: CancellationToken,
@@ -57,6 +59,7 @@ impl Broker {
             tokens,
             rate_limit: RateLimit { per_second: 20, burst: 40 },
             max_connections_per_address: 32,
+            trusted_proxies: Vec::new(),
             connections: Default::default(),
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -470,6 +470,38 @@ async fn an_address_over_its_connection_limit_is_refused_with_4031() {
     still_answers(&mut again).await;
 }
 
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_connection_limit_counts_visitors_not_the_proxy() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let connect_as = |address: std::net::SocketAddr, visitor: &'static str| async move {
+        let mut request = format!("ws://{address}/ws").into_client_request().unwrap();
+        request.headers_mut().insert("x-forwarded-for", visitor.parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
+    let refused = |mut socket: Socket| async move {
+        matches!(recv(&mut socket).await, ServerMessage::Error { code: ErrorCode::TooManyConnections, .. })
+    };
+    // The test connects from 127.0.0.1: as the fleet's balancer would.
+    let behind = TestBroker::start_with(|b| {
+        b.max_connections_per_address = 2;
+        b.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let mut open = Vec::new();
+    for visitor in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let mut socket = connect_as(behind.address, visitor).await;
+        still_answers(&mut socket).await;
+        open.push(socket);
+    }
+    assert!(refused(connect_as(behind.address, "203.0.113.1").await).await, "a third from one visitor");
+    // Without trust the header is the client's word: the limit counts the real peer.
+    let direct = TestBroker::start_with(|b| b.max_connections_per_address = 2).await;
+    let (first, second) =
+        (connect_as(direct.address, "203.0.113.1").await, connect_as(direct.address, "203.0.113.2").await);
+    assert!(refused(connect_as(direct.address, "203.0.113.3").await).await, "forged addresses are ignored");
+    drop((first, second, open));
+}
+
 // --- Durability: kill -9 mid-stream, restart, count. ---
 
 #[tokio::test]

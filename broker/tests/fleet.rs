@@ -54,6 +54,8 @@ impl Fleet {
                     ]);
                     // The test miners submit as fast as they are answered.
                     flags.extend(["--messages-per-second".into(), "1000".into()]);
+                    // The balancer's X-Forwarded-For names the visitor for per-address limits.
+                    flags.extend(["--trusted-proxy".into(), "127.0.0.1".into()]);
                     scope.spawn(move || {
                         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
                         start_process_with(dir.path(), &flags, &[("MINEPASS_KEY", key)])
@@ -341,7 +343,7 @@ impl Balancer {
         let config = format!(
             "global\n    maxconn 4096\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n\
-             \x20   timeout tunnel 1h\n    retries 3\n    option redispatch\n\
+             \x20   timeout tunnel 1h\n    retries 3\n    option redispatch\n    option forwardfor\n\
              frontend fleet\n    bind 127.0.0.1:{port}\n    default_backend brokers\n\
              backend brokers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
         );

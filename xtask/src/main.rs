@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_broker;
+mod bench_fleet;
 mod bench_sdk;
 mod bench_upstream;
 mod build;
@@ -26,6 +27,9 @@ commands:
   bench [--json]  kernel benchmark in headless Chromium and natively
   bench-broker [--json] [--clients N] [--seconds S]
                   share verification and N concurrent WebSocket miners against the broker
+  bench-fleet [--json] [--clients N] [--seconds S] [--interval-ms I] [--brokers 1,2,3]
+                  PostgreSQL + n brokers behind HAProxy: durable shares/s, ack latency,
+                  commits/s, RSS per broker, and the database's own ceiling
   bench-sdk [--json]
                   SDK bytes, consent to first hash and share, throttle duty cycle (Chromium)
   bench-upstream [--json] [--clients N] [--seconds S] [--interval-ms I]
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         "test" => test::run(),
         "bench" => bench::run(&rest),
         "bench-broker" => bench_broker::run(&rest),
+        "bench-fleet" => bench_fleet::run(&rest),
         "bench-sdk" => bench_sdk::run(&rest),
         "bench-upstream" => bench_upstream::run(&rest),
         "demo" => demo::run(&rest),

@@ -1,105 +1,72 @@
-//! The JSON APIs: token verification for publishers (site secret) and site/content administration
-//! for the operator (admin token). Every error is a status plus a stable `error` code; a refused
-//! request changes nothing.
+//! The JSON APIs: token verification for publishers (site secret), site/content administration
+//! for the operator (admin token, checked by the admin router's layer), the public sealed
+//! ciphertext. Errors are [`ApiError`]s, answers typed structs in an [`Answer`].
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use minepass::protocol::Work;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use super::auth::Publisher;
+use super::error::{Answer, ApiError, body};
 use crate::session::Broker;
 use crate::store::{CONSENT_MAX_HOURS, Content, Site, is_valid_content_key, is_valid_label};
-use crate::tokens::TokenError;
+use crate::tokens::{TokenError, UnlockClaims};
 
+#[derive(Serialize)]
+struct VerifiedAnswer {
+    claims: UnlockClaims,
+}
+
+#[derive(Serialize)]
+struct SitesAnswer {
+    sites: Vec<SiteView>,
+}
+
+#[derive(Serialize)]
+struct SiteAnswer {
+    site: SiteView,
+}
+
+#[derive(Serialize)]
+struct NewSiteAnswer {
+    key: String,
+    /// Shown once: the ledger keeps its hash (and a copy sealed under the KEK).
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct ContentAnswer {
+    content: ContentView,
+}
+
+#[derive(Serialize)]
+struct SealedAnswer {
+    content: String,
+    version: u32,
+    sealed: String,
+}
+
+/// Routes for publishers' servers and the public.
 pub fn routes() -> Router<Arc<Broker>> {
     Router::new()
         .route("/api/v1/tokens/verify", post(verify_token))
-        .route("/api/v1/admin/sites", get(list_sites).post(add_site))
-        .route("/api/v1/admin/sites/{site}", patch(update_site))
-        .route("/api/v1/admin/sites/{site}/content/{content}", put(put_content))
-        .route("/api/v1/admin/sites/{site}/content/{content}/sealed", put(seal_content))
         .route("/api/v1/sealed/{site}/{content}", get(sealed_content).layer(super::public_cors()))
-        .merge(super::economics::routes())
-        .merge(super::rewards::routes())
 }
 
-/// Errors of the JSON APIs: the client learns a stable code, the log gets the detail.
-pub(super) enum ApiError {
-    Unauthorized,
-    /// The body is not the expected JSON, or a field is out of its range (the code names which).
-    BadRequest(&'static str),
-    NotFound,
-    /// Too many requests from one address; retry after the given seconds.
-    RateLimited,
-    Token(TokenError),
-    Internal(anyhow::Error),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::BadRequest(code) => (StatusCode::BAD_REQUEST, code),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::RateLimited => {
-                let body = Json(json!({ "ok": false, "error": "rate_limited" }));
-                return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "60")], body).into_response();
-            }
-            // A well-formed request about a bad token is answered 200 with ok: false (as siteverify APIs do).
-            ApiError::Token(error) => (StatusCode::OK, error.code()),
-            ApiError::Internal(error) => {
-                tracing::error!("API request failed: {error:#}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
-        };
-        (status, Json(json!({ "ok": false, "error": code }))).into_response()
-    }
-}
-
-/// The books' refusals, each with its documented code.
-impl From<crate::books::BooksError> for ApiError {
-    fn from(error: crate::books::BooksError) -> ApiError {
-        use crate::books::BooksError;
-        match error {
-            BooksError::NotFound => ApiError::NotFound,
-            BooksError::AlreadySettled => ApiError::BadRequest("already_settled"),
-            BooksError::AlreadyPaid => ApiError::BadRequest("already_paid"),
-            BooksError::AlreadyReversed => ApiError::BadRequest("already_reversed"),
-            BooksError::NotReversible(_) => ApiError::BadRequest("not_reversible"),
-            BooksError::Internal(error) => ApiError::Internal(error),
-        }
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(error: anyhow::Error) -> ApiError {
-        ApiError::Internal(error)
-    }
-}
-
-/// The credential of `Authorization: Bearer <credential>`; the scheme's name is case-insensitive
-/// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
-pub(super) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credential)| credential.trim_start())
-        .filter(|credential| !credential.is_empty())
-        .ok_or(ApiError::Unauthorized)
-}
-
-/// A JSON body, or `bad_request` (axum's own rejection would answer in plain text).
-pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value).map_err(|_| ApiError::BadRequest("bad_request"))
+/// Routes under `/api/v1/admin` (nested behind the admin check).
+pub fn admin_routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/sites", get(list_sites).post(add_site))
+        .route("/sites/{site}", patch(update_site))
+        .route("/sites/{site}/content/{content}", put(put_content))
+        .route("/sites/{site}/content/{content}/sealed", put(seal_content))
 }
 
 #[derive(Deserialize)]
@@ -112,10 +79,9 @@ struct VerifyRequest {
 /// checks the token for this site and consumes it, so a second verify of the same token fails.
 async fn verify_token(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
+    Publisher(site): Publisher,
     request: Result<Json<VerifyRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let site = broker.ledger.site_by_secret(bearer(&headers)?).await?.ok_or(ApiError::Unauthorized)?;
+) -> Result<Answer<VerifiedAnswer>, ApiError> {
     let request = body(request)?;
     let claims = match broker.tokens.verify(&request.token, &site.key) {
         // Signed by a key another broker of the fleet rotated in since our last read: reread once.
@@ -128,12 +94,7 @@ async fn verify_token(
     if !broker.ledger.consume_token(&claims.jti, site.id).await? {
         return Err(ApiError::Token(TokenError::AlreadyUsed));
     }
-    Ok(Json(json!({ "ok": true, "claims": claims })).into_response())
-}
-
-/// Admin requests carry `Authorization: Bearer <admin token>` (`minepass-broker admin-token add`).
-pub(super) async fn authorize_admin(broker: &Broker, headers: &HeaderMap) -> Result<(), ApiError> {
-    if broker.ledger.is_admin_token(bearer(headers)?).await? { Ok(()) } else { Err(ApiError::Unauthorized) }
+    Ok(Answer::ok(VerifiedAnswer { claims }))
 }
 
 #[derive(Serialize)]
@@ -168,13 +129,12 @@ async fn existing_site(broker: &Broker, key: &str) -> Result<Site, ApiError> {
 }
 
 /// `GET /api/v1/admin/sites`: every site with its content items.
-async fn list_sites(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+async fn list_sites(State(broker): State<Arc<Broker>>) -> Result<Answer<SitesAnswer>, ApiError> {
     let mut sites = Vec::new();
     for site in broker.ledger.sites().await? {
         sites.push(site_view(&broker, site).await?);
     }
-    Ok(Json(json!({ "ok": true, "sites": sites })).into_response())
+    Ok(Answer::ok(SitesAnswer { sites }))
 }
 
 #[derive(Deserialize)]
@@ -187,18 +147,15 @@ struct NewSiteRequest {
 /// time it is shown (the ledger keeps its hash).
 async fn add_site(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     request: Result<Json<NewSiteRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<NewSiteAnswer>, ApiError> {
     let request = body(request)?;
     if !is_valid_label(&request.name) {
         return Err(ApiError::BadRequest("bad_name"));
     }
     let site = broker.ledger.add_site(&request.name).await?;
     tracing::info!(site = %site.key, name = %request.name, "site added through the admin API");
-    let answer = json!({ "ok": true, "key": site.key, "secret": site.secret });
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(Answer::created(NewSiteAnswer { key: site.key, secret: site.secret }))
 }
 
 #[derive(Deserialize)]
@@ -213,10 +170,8 @@ struct UpdateSiteRequest {
 async fn update_site(
     State(broker): State<Arc<Broker>>,
     Path(key): Path<String>,
-    headers: HeaderMap,
     request: Result<Json<UpdateSiteRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<SiteAnswer>, ApiError> {
     let request = body(request)?;
     existing_site(&broker, &key).await?;
     if request.consent_max_hours.is_some_and(|hours| !CONSENT_MAX_HOURS.contains(&hours)) {
@@ -229,7 +184,7 @@ async fn update_site(
         broker.ledger.set_consent_max_hours(&key, hours).await?;
     }
     let site = site_view(&broker, existing_site(&broker, &key).await?).await?;
-    Ok(Json(json!({ "ok": true, "site": site })).into_response())
+    Ok(Answer::ok(SiteAnswer { site }))
 }
 
 #[derive(Deserialize)]
@@ -244,10 +199,8 @@ struct PutContentRequest {
 async fn put_content(
     State(broker): State<Arc<Broker>>,
     Path((site_key, content_key)): Path<(String, String)>,
-    headers: HeaderMap,
     request: Result<Json<PutContentRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<ContentAnswer>, ApiError> {
     let request = body(request)?;
     existing_site(&broker, &site_key).await?;
     if !is_valid_content_key(&content_key) {
@@ -261,7 +214,7 @@ async fn put_content(
     }
     broker.ledger.put_content(&site_key, &content_key, &request.title, request.required_work.0).await?;
     let content = ContentView { id: content_key, title: request.title, required_work: request.required_work };
-    Ok(Json(json!({ "ok": true, "content": content })).into_response())
+    Ok(Answer::ok(ContentAnswer { content }))
 }
 
 #[derive(Deserialize)]
@@ -280,10 +233,8 @@ struct SealRequest {
 async fn seal_content(
     State(broker): State<Arc<Broker>>,
     Path((site_key, content_key)): Path<(String, String)>,
-    headers: HeaderMap,
     request: Result<Json<SealRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<SealedAnswer>, ApiError> {
     let request = body(request)?;
     let site = existing_site(&broker, &site_key).await?;
     if !broker.ledger.content(site.id).await?.iter().any(|c| c.key == content_key) {
@@ -295,8 +246,7 @@ async fn seal_content(
     let sealed =
         broker.ledger.seal_content(&site_key, &content_key, &request.html, request.retire_previous).await?;
     tracing::info!(site = %site_key, content = %content_key, version = sealed.version, "content sealed");
-    Ok(Json(json!({ "ok": true, "content": content_key, "version": sealed.version, "sealed": sealed.text }))
-        .into_response())
+    Ok(Answer::ok(SealedAnswer { content: content_key, version: sealed.version, sealed: sealed.text }))
 }
 
 /// `GET /api/v1/sealed/{site}/{content}`: the newest sealed version of an item, ciphertext only
@@ -306,8 +256,8 @@ async fn sealed_content(
     Path((site_key, content_key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let sealed = broker.ledger.current_seal(&site_key, &content_key).await?.ok_or(ApiError::NotFound)?;
-    let body =
-        json!({ "ok": true, "content": content_key, "version": sealed.version, "sealed": sealed.text });
+    let answer =
+        Answer::ok(SealedAnswer { content: content_key, version: sealed.version, sealed: sealed.text });
     // Short-lived in caches: a re-seal shows within a minute.
-    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(body)).into_response())
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], answer).into_response())
 }

@@ -1,57 +1,219 @@
-//! The partner-economics APIs: the operator's (admin token: partners, commission, periods,
+//! The partner-economics APIs: the operator's (the admin router: partners, commission, periods,
 //! settlement, payouts, ledger check, an overview per partner), the partner dashboard's (the
-//! partner's dashboard key) and the SDK's anonymous consent-answer count. Handlers are thin: the
+//! partner's dashboard key, [`PartnerKey`]) and the SDK's anonymous consent-answer count. Handlers are thin: the
 //! books are in [`crate::books`], the math in [`crate::books::settlement`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use minepass::protocol::Work;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::api::{ApiError, authorize_admin, bearer, body};
-use crate::books::settlement;
-use crate::books::{self, Partner, Source};
+use super::ClientAddress;
+use super::auth::PartnerKey;
+use super::error::{Answer, ApiError, body};
+use crate::books::reports::{Bucket, Statement};
+use crate::books::settlement::{self, PartnerShare};
+use crate::books::{self, Partner, Payout, Period, Source};
 use crate::session::Broker;
 use crate::store::ConsentCount;
 use crate::store::now_ms;
 
+/// The partner dashboard's and the SDK's routes.
 pub fn routes() -> Router<Arc<Broker>> {
     Router::new()
-        .route("/api/v1/admin/partners", get(list_partners).post(add_partner))
-        .route("/api/v1/admin/partners/{partner}", patch(update_partner))
-        .route("/api/v1/admin/commission", put(set_default_commission))
-        .route("/api/v1/admin/economics", put(set_economics))
-        .route("/api/v1/admin/sites/{site}/partner", put(assign_site))
-        .route("/api/v1/admin/periods", get(list_periods).post(add_period))
-        .route("/api/v1/admin/periods/{period}/settle", post(settle))
-        .route("/api/v1/admin/payouts", get(list_payouts))
-        .route("/api/v1/admin/payouts.csv", get(payouts_csv))
-        .route("/api/v1/admin/payouts/{id}/paid", post(mark_paid))
-        .route("/api/v1/admin/ledger/check", get(check))
-        .route("/api/v1/admin/overview", get(overview))
         .route("/api/v1/partner/dashboard", get(partner_dashboard))
         .route("/api/v1/consent", post(consent_answer))
+}
+
+/// Routes under `/api/v1/admin` (nested behind the admin check).
+pub fn admin_routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/partners", get(list_partners).post(add_partner))
+        .route("/partners/{partner}", patch(update_partner))
+        .route("/commission", put(set_default_commission))
+        .route("/economics", put(set_economics))
+        .route("/sites/{site}/partner", put(assign_site))
+        .route("/periods", get(list_periods).post(add_period))
+        .route("/periods/{period}/settle", post(settle))
+        .route("/payouts", get(list_payouts))
+        .route("/payouts.csv", get(payouts_csv))
+        .route("/payouts/{id}/paid", post(mark_paid))
+        .route("/ledger/check", get(check))
+        .route("/overview", get(overview))
+}
+
+#[derive(Serialize)]
+struct PartnersAnswer {
+    default_commission_bps: u32,
+    partners: Vec<Partner>,
+}
+
+#[derive(Serialize)]
+struct NewPartnerAnswer {
+    key: String,
+    /// Shown once: the ledger keeps its hash.
+    dashboard_key: String,
+}
+
+#[derive(Serialize)]
+struct PartnerAnswer {
+    partner: Partner,
+}
+
+#[derive(Serialize)]
+struct CommissionAnswer {
+    default_commission_bps: u32,
+}
+
+#[derive(Serialize)]
+struct EconomicsAnswer {
+    economics: EconomicsSettings,
+}
+
+#[derive(Serialize)]
+struct AssignedAnswer {
+    site: String,
+    partner: String,
+}
+
+#[derive(Serialize)]
+struct PeriodsAnswer {
+    periods: Vec<Period>,
+}
+
+#[derive(Serialize)]
+struct PeriodAnswer {
+    period: Period,
+}
+
+#[derive(Serialize)]
+struct SettledAnswer {
+    earnings: u64,
+    commission: u64,
+    partners: Vec<SettledPartner>,
+}
+
+#[derive(Serialize)]
+struct SettledPartner {
+    partner: i64,
+    gross: u64,
+    commission: u64,
+    net: u64,
+    payout: u64,
+    carry: u64,
+}
+
+impl From<&PartnerShare> for SettledPartner {
+    fn from(p: &PartnerShare) -> SettledPartner {
+        SettledPartner {
+            partner: p.partner,
+            gross: p.gross,
+            commission: p.commission,
+            net: p.net,
+            payout: p.payout,
+            carry: p.carry,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PayoutsAnswer {
+    payouts: Vec<Payout>,
+}
+
+#[derive(Serialize)]
+struct PaidAnswer {
+    id: i64,
+}
+
+/// `ledger check` (its `ok` is whether the books hold, so it is not an [`Answer`]).
+#[derive(Serialize)]
+struct CheckAnswer {
+    ok: bool,
+    entries: u64,
+    postings: u64,
+    shares: u64,
+    pool_submissions: u64,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Consent {
+    answers: u64,
+    given: u64,
+}
+
+/// Activity of some sites over a window.
+#[derive(Serialize)]
+struct Activity {
+    bucket_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<Vec<Bucket>>,
+    device_hashrate: Work,
+    accepted_work: Work,
+    verified_work: Work,
+    consent: Consent,
+}
+
+#[derive(Serialize)]
+struct DashboardPartner {
+    key: String,
+    name: String,
+    commission_bps: u32,
+}
+
+#[derive(Serialize)]
+struct Estimate {
+    gross_sats: u64,
+    net_sats: u64,
+}
+
+#[derive(Serialize)]
+struct DashboardAnswer {
+    #[serde(flatten)]
+    activity: Activity,
+    partner: DashboardPartner,
+    statement: Statement,
+    estimate: Option<Estimate>,
+    economics: Option<EconomicsSettings>,
+}
+
+#[derive(Serialize)]
+struct OverviewRow {
+    #[serde(flatten)]
+    activity: Activity,
+    partner: Partner,
+    statement: Statement,
+}
+
+#[derive(Serialize)]
+struct OverviewAnswer {
+    all: Activity,
+    partners: Vec<OverviewRow>,
+    balances: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Serialize)]
+struct CountedAnswer {
+    counted: bool,
 }
 
 async fn existing_partner(broker: &Broker, key: &str) -> Result<Partner, ApiError> {
     broker.ledger.partner_by_key(key).await?.ok_or(ApiError::NotFound)
 }
 
-async fn list_partners(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+async fn list_partners(State(broker): State<Arc<Broker>>) -> Result<Answer<PartnersAnswer>, ApiError> {
     let default = broker.ledger.default_commission().await?;
-    Ok(Json(
-        json!({ "ok": true, "default_commission_bps": default, "partners": broker.ledger.partners().await? }),
-    )
-    .into_response())
+    Ok(Answer::ok(PartnersAnswer {
+        default_commission_bps: default,
+        partners: broker.ledger.partners().await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -63,17 +225,14 @@ struct NewPartnerRequest {
 /// `POST /api/v1/admin/partners {"name"}`: the answer holds the dashboard key, shown only here.
 async fn add_partner(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     request: Result<Json<NewPartnerRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<NewPartnerAnswer>, ApiError> {
     let request = body(request)?;
     if !crate::store::is_valid_label(&request.name) {
         return Err(ApiError::BadRequest("bad_name"));
     }
     let partner = broker.ledger.add_partner(&request.name).await?;
-    let answer = json!({ "ok": true, "key": partner.key, "dashboard_key": partner.secret });
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(Answer::created(NewPartnerAnswer { key: partner.key, dashboard_key: partner.secret }))
 }
 
 #[derive(Deserialize)]
@@ -94,15 +253,13 @@ fn valid_bps(bps: u32) -> Result<u32, ApiError> {
 async fn update_partner(
     State(broker): State<Arc<Broker>>,
     Path(key): Path<String>,
-    headers: HeaderMap,
     request: Result<Json<UpdatePartnerRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<PartnerAnswer>, ApiError> {
     let request = body(request)?;
     let bps = request.commission_bps.map(valid_bps).transpose()?;
     existing_partner(&broker, &key).await?;
     broker.ledger.set_partner_commission(&key, bps).await?;
-    Ok(Json(json!({ "ok": true, "partner": existing_partner(&broker, &key).await? })).into_response())
+    Ok(Answer::ok(PartnerAnswer { partner: existing_partner(&broker, &key).await? }))
 }
 
 #[derive(Deserialize)]
@@ -113,13 +270,11 @@ struct DefaultCommissionRequest {
 
 async fn set_default_commission(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     request: Result<Json<DefaultCommissionRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<CommissionAnswer>, ApiError> {
     let bps = valid_bps(body(request)?.default_bps)?;
     broker.ledger.set_default_commission(bps).await?;
-    Ok(Json(json!({ "ok": true, "default_commission_bps": bps })).into_response())
+    Ok(Answer::ok(CommissionAnswer { default_commission_bps: bps }))
 }
 
 /// The chain facts the PPS estimate and the dashboard's calculator start from.
@@ -139,17 +294,15 @@ async fn economics_settings(broker: &Broker) -> Result<Option<EconomicsSettings>
 
 async fn set_economics(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     request: Result<Json<EconomicsSettings>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<EconomicsAnswer>, ApiError> {
     let settings = body(request)?;
     if settings.network_difficulty.0 == 0 || settings.block_reward_sats == 0 {
         return Err(ApiError::BadRequest("bad_economics"));
     }
     let text = serde_json::to_string(&settings).map_err(anyhow::Error::from)?;
     broker.ledger.set_setting("economics", &text).await?;
-    Ok(Json(json!({ "ok": true, "economics": settings })).into_response())
+    Ok(Answer::ok(EconomicsAnswer { economics: settings }))
 }
 
 #[derive(Deserialize)]
@@ -161,20 +314,17 @@ struct AssignSiteRequest {
 async fn assign_site(
     State(broker): State<Arc<Broker>>,
     Path(site): Path<String>,
-    headers: HeaderMap,
     request: Result<Json<AssignSiteRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<AssignedAnswer>, ApiError> {
     let request = body(request)?;
     broker.ledger.site_by_key(&site).await?.ok_or(ApiError::NotFound)?;
     existing_partner(&broker, &request.partner).await?;
     broker.ledger.assign_site(&site, &request.partner).await?;
-    Ok(Json(json!({ "ok": true, "site": site, "partner": request.partner })).into_response())
+    Ok(Answer::ok(AssignedAnswer { site, partner: request.partner }))
 }
 
-async fn list_periods(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
-    Ok(Json(json!({ "ok": true, "periods": broker.ledger.periods().await? })).into_response())
+async fn list_periods(State(broker): State<Arc<Broker>>) -> Result<Answer<PeriodsAnswer>, ApiError> {
+    Ok(Answer::ok(PeriodsAnswer { periods: broker.ledger.periods().await? }))
 }
 
 #[derive(Deserialize)]
@@ -191,10 +341,8 @@ struct NewPeriodRequest {
 /// `POST /api/v1/admin/periods {"name", "from", "to", "sats"?}`.
 async fn add_period(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     request: Result<Json<NewPeriodRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<PeriodAnswer>, ApiError> {
     let request = body(request)?;
     if !books::is_valid_period_name(&request.name) {
         return Err(ApiError::BadRequest("bad_period_name"));
@@ -221,7 +369,7 @@ async fn add_period(
         }
     };
     let period = broker.ledger.record_period(&request.name, from, to, sats, source).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ok": true, "period": period }))).into_response())
+    Ok(Answer::created(PeriodAnswer { period }))
 }
 
 #[derive(Deserialize)]
@@ -233,20 +381,13 @@ struct SettleRequest {
 async fn settle(
     State(broker): State<Arc<Broker>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     request: Result<Json<SettleRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<SettledAnswer>, ApiError> {
     let request = body(request)?;
     // Whether it was settled already is decided inside the settling transaction, not here.
     let result = broker.ledger.settle_period(&name, request.threshold_sats).await?;
-    let partners: Vec<_> = result
-        .partners
-        .iter()
-        .map(|p| json!({"partner": p.partner, "gross": p.gross, "commission": p.commission, "net": p.net, "payout": p.payout, "carry": p.carry}))
-        .collect();
-    Ok(Json(json!({ "ok": true, "earnings": result.earnings, "commission": result.commission, "partners": partners }))
-        .into_response())
+    let partners = result.partners.iter().map(SettledPartner::from).collect();
+    Ok(Answer::ok(SettledAnswer { earnings: result.earnings, commission: result.commission, partners }))
 }
 
 #[derive(Deserialize)]
@@ -257,16 +398,13 @@ struct PayoutsQuery {
 
 async fn list_payouts(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     Query(query): Query<PayoutsQuery>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
-    Ok(Json(json!({ "ok": true, "payouts": broker.ledger.payouts(!query.all).await? })).into_response())
+) -> Result<Answer<PayoutsAnswer>, ApiError> {
+    Ok(Answer::ok(PayoutsAnswer { payouts: broker.ledger.payouts(!query.all).await? }))
 }
 
 /// `GET /api/v1/admin/payouts.csv`: the payouts due, for a payment run.
-async fn payouts_csv(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+async fn payouts_csv(State(broker): State<Arc<Broker>>) -> Result<Response, ApiError> {
     let csv = books::payouts_csv(&broker.ledger.payouts(true).await?);
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
 }
@@ -274,23 +412,21 @@ async fn payouts_csv(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> R
 async fn mark_paid(
     State(broker): State<Arc<Broker>>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<PaidAnswer>, ApiError> {
     broker.ledger.mark_paid(id).await?;
-    Ok(Json(json!({ "ok": true, "id": id })).into_response())
+    Ok(Answer::ok(PaidAnswer { id }))
 }
 
-async fn check(State(broker): State<Arc<Broker>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+async fn check(State(broker): State<Arc<Broker>>) -> Result<Json<CheckAnswer>, ApiError> {
     let report = broker.ledger.check().await?;
-    Ok(Json(json!({
-        "ok": report.problems.is_empty(),
-        "entries": report.entries, "postings": report.postings,
-        "shares": report.shares, "pool_submissions": report.pool_submissions,
-        "problems": report.problems,
+    Ok(Json(CheckAnswer {
+        ok: report.problems.is_empty(),
+        entries: report.entries,
+        postings: report.postings,
+        shares: report.shares,
+        pool_submissions: report.pool_submissions,
+        problems: report.problems,
     }))
-    .into_response())
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -303,11 +439,7 @@ struct WindowQuery {
 
 /// Totals of a partner's sites (`None`: every site) over the last `hours`: work, shares, miners and
 /// the consent rate, and the pool-accepted work as a number.
-async fn activity(
-    broker: &Broker,
-    partner: Option<i64>,
-    hours: u32,
-) -> Result<(serde_json::Value, u128), ApiError> {
+async fn activity(broker: &Broker, partner: Option<i64>, hours: u32) -> Result<(Activity, u128), ApiError> {
     let hours = hours.clamp(1, 720);
     let bucket_ms = if hours <= 48 { HOUR_MS / 4 } else { HOUR_MS * 6 };
     let buckets = (i64::from(hours) * HOUR_MS / bucket_ms) as usize;
@@ -316,59 +448,57 @@ async fn activity(
     let accepted: u128 = series.iter().map(|b| b.accepted_work.0).sum();
     let verified: u128 = series.iter().map(|b| b.verified_work.0).sum();
     let (answers, yes) = broker.ledger.consent_counts(partner, since).await?;
-    let json = json!({
-        "bucket_ms": bucket_ms, "series": series, "device_hashrate": Work(device_rate),
-        "accepted_work": Work(accepted), "verified_work": Work(verified),
-        "consent": { "answers": answers, "given": yes },
-    });
-    Ok((json, accepted))
+    let activity = Activity {
+        bucket_ms,
+        series: Some(series),
+        device_hashrate: Work(device_rate),
+        accepted_work: Work(accepted),
+        verified_work: Work(verified),
+        consent: Consent { answers, given: yes },
+    };
+    Ok((activity, accepted))
 }
 
 /// `GET /api/v1/partner/dashboard?hours=24` with `Authorization: Bearer <dashboard key>`.
 async fn partner_dashboard(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
+    PartnerKey(partner): PartnerKey,
     Query(query): Query<WindowQuery>,
-) -> Result<Response, ApiError> {
-    let partner = broker.ledger.partner_by_secret(bearer(&headers)?).await?.ok_or(ApiError::Unauthorized)?;
-    let (mut activity, accepted) = activity(&broker, Some(partner.id), query.hours.unwrap_or(24)).await?;
+) -> Result<Answer<DashboardAnswer>, ApiError> {
+    let (activity, accepted) = activity(&broker, Some(partner.id), query.hours.unwrap_or(24)).await?;
     let commission = partner.commission_bps.unwrap_or(broker.ledger.default_commission().await?);
     let economics = economics_settings(&broker).await?;
     // The PPS estimate of the window's pool-accepted work, before and after commission.
     let estimate = economics.as_ref().map(|e| {
         let gross = settlement::pps_estimate(accepted, e.block_reward_sats, e.network_difficulty.0);
         let net = gross - gross * u64::from(commission) / settlement::BPS_DENOMINATOR;
-        json!({ "gross_sats": gross, "net_sats": net })
+        Estimate { gross_sats: gross, net_sats: net }
     });
-    activity["ok"] = json!(true);
-    activity["partner"] = json!({ "key": partner.key, "name": partner.name, "commission_bps": commission });
-    activity["statement"] = json!(broker.ledger.statement(partner.id).await?);
-    activity["estimate"] = json!(estimate);
-    activity["economics"] = json!(economics);
-    Ok(Json(activity).into_response())
+    Ok(Answer::ok(DashboardAnswer {
+        activity,
+        statement: broker.ledger.statement(partner.id).await?,
+        partner: DashboardPartner { key: partner.key, name: partner.name, commission_bps: commission },
+        estimate,
+        economics,
+    }))
 }
 
 /// `GET /api/v1/admin/overview?hours=24`: the operator's view, totals per partner.
 async fn overview(
     State(broker): State<Arc<Broker>>,
-    headers: HeaderMap,
     Query(query): Query<WindowQuery>,
-) -> Result<Response, ApiError> {
-    authorize_admin(&broker, &headers).await?;
+) -> Result<Answer<OverviewAnswer>, ApiError> {
     let hours = query.hours.unwrap_or(24);
     let mut partners = Vec::new();
     for partner in broker.ledger.partners().await? {
-        let (mut row, _) = activity(&broker, Some(partner.id), hours).await?;
-        row.as_object_mut().expect("object").remove("series");
-        row["partner"] = json!(partner);
-        row["statement"] = json!(broker.ledger.statement(partner.id).await?);
-        partners.push(row);
+        let (mut activity, _) = activity(&broker, Some(partner.id), hours).await?;
+        activity.series = None;
+        let statement = broker.ledger.statement(partner.id).await?;
+        partners.push(OverviewRow { activity, partner, statement });
     }
-    let (everything, _) = activity(&broker, None, hours).await?;
-    let balances: serde_json::Map<String, serde_json::Value> =
-        broker.ledger.balances().await?.into_iter().map(|(a, b)| (a, json!(b))).collect();
-    Ok(Json(json!({ "ok": true, "all": everything, "partners": partners, "balances": balances }))
-        .into_response())
+    let (all, _) = activity(&broker, None, hours).await?;
+    let balances = broker.ledger.balances().await?.into_iter().collect();
+    Ok(Answer::ok(OverviewAnswer { all, partners, balances }))
 }
 
 #[derive(Deserialize)]
@@ -387,10 +517,10 @@ struct ConsentAnswer {
 /// another origin can only send text.
 async fn consent_answer(
     State(broker): State<Arc<Broker>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     request: String,
-) -> Result<Response, ApiError> {
-    if !broker.consent_answers_allowed(peer.ip()) {
+) -> Result<Answer<CountedAnswer>, ApiError> {
+    if !broker.consent_answers_allowed(client) {
         return Err(ApiError::RateLimited);
     }
     let answer: ConsentAnswer =
@@ -400,10 +530,10 @@ async fn consent_answer(
         return Err(ApiError::BadRequest("bad_id"));
     }
     let counted =
-        match broker.ledger.record_consent_answer(&answer.site, answer.given, &answer.id, peer.ip()).await? {
+        match broker.ledger.record_consent_answer(&answer.site, answer.given, &answer.id, client).await? {
             ConsentCount::UnknownSite => return Err(ApiError::NotFound),
             ConsentCount::Counted => true,
             ConsentCount::NotCounted => false,
         };
-    Ok(Json(json!({ "ok": true, "counted": counted })).into_response())
+    Ok(Answer::ok(CountedAnswer { counted }))
 }

@@ -1,17 +1,22 @@
-//! The transport layer: the axum router (`/ws`, `/healthz`, `/metrics`, the SDK and demo files) and
-//! the WebSocket loop that feeds frames to a [`Session`]. Handlers stay thin. The JSON APIs are in
-//! [`api`].
+//! The transport layer: the one axum router (`/ws`, `/healthz`, `/metrics`, the SDK and demo files,
+//! and the JSON APIs of `api`, `economics` and `rewards`, whose operator routes are nested behind
+//! the admin check of `auth`) and the WebSocket loop that feeds frames to a [`Session`]. Handlers
+//! stay thin; their errors are `error::ApiError`, mapped to codes once.
 
 mod api;
+mod auth;
+mod client;
 mod economics;
+mod error;
 mod rewards;
 
-use std::net::SocketAddr;
+pub use client::{ClientAddress, client_address};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,12 +40,22 @@ pub struct StaticDirs {
 
 /// The whole HTTP surface, for `serve` and for tests.
 pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
+    // Every operator route lives in this router, and the router's layer checks the admin token
+    // before any of its handlers runs: an admin route cannot be added without the check.
+    let admin = Router::new()
+        .merge(api::admin_routes())
+        .merge(economics::admin_routes())
+        .merge(rewards::admin_routes())
+        .route_layer(axum::middleware::from_fn_with_state(Arc::clone(&broker), auth::require_admin));
     Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(render_metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(api::routes())
+        .merge(economics::routes())
+        .merge(rewards::routes())
+        .nest("/api/v1/admin", admin)
         // The SDK loader as built (minified into pkg/); its readable source is www/minepass.js.
         .route_service("/minepass.js", static_file(&dirs.pkg.join("minepass.js")))
         // The worker as built (minified); its source is www/worker.js. Served at the root so its
@@ -80,9 +95,9 @@ fn static_file(path: &std::path::Path) -> tower_http::cors::Cors<ServeFile> {
 async fn upgrade(
     ws: WebSocketUpgrade,
     State(broker): State<Arc<Broker>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
 ) -> Response {
-    let slot = broker.admit(peer.ip());
+    let slot = broker.admit(client);
     // Frames beyond the protocol's limit are answered with `frame_too_large`; this cap (16×) only
     // bounds memory. Small buffers keep many idle sockets cheap.
     ws.max_message_size(16 * minepass::protocol::MAX_FRAME_BYTES)

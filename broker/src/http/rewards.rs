@@ -1,4 +1,4 @@
-//! The consumer-rewards APIs. The operator (admin token) sets a site's offers; the publisher's
+//! The consumer-rewards APIs. The operator (admin router) sets a site's offers; the publisher's
 //! server (site secret) reads a user's credits and spends them on an offer, receiving a signed
 //! grant token (the same JWT form as unlock tokens, verifiable once through the verify API).
 //! Spending is the publisher's call, not the browser's: the publisher knows who its user is.
@@ -7,40 +7,65 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use minepass::protocol::Work;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::api::{ApiError, authorize_admin, bearer, body};
+use super::auth::Publisher;
+use super::error::{Answer, ApiError, body};
 use crate::session::Broker;
-use crate::store::rewards::{InsufficientCredits, OfferKind};
+use crate::store::rewards::{Offer, OfferKind};
 use crate::store::{Site, is_valid_content_key, is_valid_label};
-use crate::tokens::Grant;
+use crate::tokens::{Grant, UnlockClaims};
 
+/// Routes for publishers' servers.
 pub fn routes() -> Router<Arc<Broker>> {
     Router::new()
-        .route("/api/v1/admin/sites/{site}/offers", get(list_offers))
-        .route("/api/v1/admin/sites/{site}/offers/{offer}", put(put_offer))
         .route("/api/v1/users/{user}/credits", get(credits))
         .route("/api/v1/users/{user}/spend", post(spend))
 }
 
-async fn site_of_admin(broker: &Broker, headers: &HeaderMap, key: &str) -> Result<Site, ApiError> {
-    authorize_admin(broker, headers).await?;
+/// Routes under `/api/v1/admin` (nested behind the admin check).
+pub fn admin_routes() -> Router<Arc<Broker>> {
+    Router::new()
+        .route("/sites/{site}/offers", get(list_offers))
+        .route("/sites/{site}/offers/{offer}", put(put_offer))
+}
+
+#[derive(Serialize)]
+struct OffersAnswer {
+    offers: Vec<Offer>,
+}
+
+#[derive(Serialize)]
+struct CreditsAnswer {
+    user: String,
+    credits: Work,
+    earned: Work,
+    spent: Work,
+    offers: Vec<Offer>,
+}
+
+#[derive(Serialize)]
+struct SpentAnswer {
+    /// The grant token: what was bought, signed, verifiable once.
+    token: String,
+    /// Credits left.
+    credits: Work,
+    claims: UnlockClaims,
+}
+
+async fn existing_site(broker: &Broker, key: &str) -> Result<Site, ApiError> {
     broker.ledger.site_by_key(key).await?.ok_or(ApiError::NotFound)
 }
 
 async fn list_offers(
     State(broker): State<Arc<Broker>>,
     Path(site): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let site = site_of_admin(&broker, &headers, &site).await?;
-    Ok(Json(json!({ "ok": true, "offers": broker.ledger.offers(site.id).await? })).into_response())
+) -> Result<Answer<OffersAnswer>, ApiError> {
+    let site = existing_site(&broker, &site).await?;
+    Ok(Answer::ok(OffersAnswer { offers: broker.ledger.offers(site.id).await? }))
 }
 
 // No `deny_unknown_fields`: serde cannot combine it with `flatten`; the kind's own fields are checked.
@@ -58,10 +83,9 @@ struct PutOfferRequest {
 async fn put_offer(
     State(broker): State<Arc<Broker>>,
     Path((site, offer)): Path<(String, String)>,
-    headers: HeaderMap,
     request: Result<Json<PutOfferRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let site = site_of_admin(&broker, &headers, &site).await?;
+) -> Result<Answer<OffersAnswer>, ApiError> {
+    let site = existing_site(&broker, &site).await?;
     let request = body(request)?;
     if !is_valid_content_key(&offer) {
         return Err(ApiError::BadRequest("bad_offer_id"));
@@ -88,31 +112,27 @@ async fn put_offer(
         _ => {}
     }
     broker.ledger.put_offer(site.id, &offer, &request.title, request.price.0, &request.kind).await?;
-    Ok(Json(json!({ "ok": true, "offers": broker.ledger.offers(site.id).await? })).into_response())
-}
-
-async fn site_of_publisher(broker: &Broker, headers: &HeaderMap) -> Result<Site, ApiError> {
-    broker.ledger.site_by_secret(bearer(headers)?).await?.ok_or(ApiError::Unauthorized)
+    Ok(Answer::ok(OffersAnswer { offers: broker.ledger.offers(site.id).await? }))
 }
 
 /// `GET /api/v1/users/{user}/credits` (site secret): the user's credits and the site's offers.
 async fn credits(
     State(broker): State<Arc<Broker>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let site = site_of_publisher(&broker, &headers).await?;
+    Publisher(site): Publisher,
+) -> Result<Answer<CreditsAnswer>, ApiError> {
     let (earned, spent) = broker
         .ledger
         .user_credits(site.id, &user)
         .await?
         .map_or((0, 0), |(_, earned, spent)| (earned, spent));
-    Ok(Json(json!({
-        "ok": true, "user": user,
-        "credits": Work(earned.saturating_sub(spent)), "earned": Work(earned), "spent": Work(spent),
-        "offers": broker.ledger.offers(site.id).await?,
+    Ok(Answer::ok(CreditsAnswer {
+        user,
+        credits: Work(earned.saturating_sub(spent)),
+        earned: Work(earned),
+        spent: Work(spent),
+        offers: broker.ledger.offers(site.id).await?,
     }))
-    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -127,10 +147,9 @@ struct SpendRequest {
 async fn spend(
     State(broker): State<Arc<Broker>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
+    Publisher(site): Publisher,
     request: Result<Json<SpendRequest>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let site = site_of_publisher(&broker, &headers).await?;
+) -> Result<Answer<SpentAnswer>, ApiError> {
     let request = body(request)?;
     let offers = broker.ledger.offers(site.id).await?;
     let Some(offer) = offers.iter().find(|o| o.key == request.offer) else {
@@ -143,20 +162,8 @@ async fn spend(
         kind: offer.kind.clone(),
     };
     let claims = broker.tokens.grant_claims(&user, &site.key, grant);
-    match broker.ledger.spend(site.id, &user, offer, &claims.jti).await? {
-        Ok(left) => {
-            let token = broker.tokens.sign(&claims);
-            tracing::info!(site = %site.key, user, offer = %request.offer, "credits spent");
-            Ok((
-                StatusCode::CREATED,
-                Json(json!({ "ok": true, "token": token, "credits": Work(left), "claims": claims })),
-            )
-                .into_response())
-        }
-        Err(InsufficientCredits { credits }) => Ok((
-            StatusCode::CONFLICT,
-            Json(json!({ "ok": false, "error": "insufficient_credits", "credits": Work(credits) })),
-        )
-            .into_response()),
-    }
+    let left = broker.ledger.spend(site.id, &user, offer, &claims.jti).await??;
+    let token = broker.tokens.sign(&claims);
+    tracing::info!(site = %site.key, user, offer = %request.offer, "credits spent");
+    Ok(Answer::created(SpentAnswer { token, credits: Work(left), claims }))
 }
