@@ -22,7 +22,7 @@ mod sqlite;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::store::{Ledger, hash_secret, now_ms, on_backend, random_token};
+use crate::store::{Ledger, StoreError, hash_secret, now_ms, on_backend, random_token};
 use settlement::{PartnerInput, Settlement};
 
 /// The commission when neither a partner override nor a configured default exists: 30 %.
@@ -184,9 +184,9 @@ pub(crate) fn sats(value: u64) -> Result<i64> {
 }
 
 impl Ledger {
-    pub async fn add_partner(&self, name: &str) -> Result<NewPartner> {
+    pub async fn add_partner(&self, name: &str) -> Result<NewPartner, StoreError> {
         if !crate::store::is_valid_label(name) {
-            bail!("a partner name is 1-200 printable characters");
+            return Err(StoreError::Invalid("bad_name"));
         }
         let partner = NewPartner { key: random_token("partner_", 12), secret: random_token("pkey_", 32) };
         on_backend!(self, partners::insert(&partner.key, name, &hash_secret(&partner.secret), now_ms()))?;
@@ -207,12 +207,12 @@ impl Ledger {
     }
 
     /// Sets a partner's commission override (`None`: back to the default).
-    pub async fn set_partner_commission(&self, key: &str, bps: Option<u32>) -> Result<()> {
+    pub async fn set_partner_commission(&self, key: &str, bps: Option<u32>) -> Result<(), StoreError> {
         if bps.is_some_and(|b| u64::from(b) > settlement::BPS_DENOMINATOR) {
-            bail!("commission is 0-10000 basis points");
+            return Err(StoreError::Invalid("bad_commission"));
         }
         if !on_backend!(self, partners::set_commission(key, bps.map(i64::from)))? {
-            bail!("no partner with key {key}");
+            return Err(StoreError::NotFound("partner"));
         }
         Ok(())
     }
@@ -225,18 +225,16 @@ impl Ledger {
         }
     }
 
-    pub async fn set_default_commission(&self, bps: u32) -> Result<()> {
+    pub async fn set_default_commission(&self, bps: u32) -> Result<(), StoreError> {
         if u64::from(bps) > settlement::BPS_DENOMINATOR {
-            bail!("commission is 0-10000 basis points");
+            return Err(StoreError::Invalid("bad_commission"));
         }
-        self.set_setting("commission_bps", &bps.to_string()).await
+        Ok(self.set_setting("commission_bps", &bps.to_string()).await?)
     }
 
     /// Gives a site to a partner (its pool-accepted work then counts for the partner).
-    pub async fn assign_site(&self, site_key: &str, partner_key: &str) -> Result<()> {
-        let Some(partner) = self.partner_by_key(partner_key).await? else {
-            bail!("no partner with key {partner_key}")
-        };
+    pub async fn assign_site(&self, site_key: &str, partner_key: &str) -> Result<(), StoreError> {
+        let partner = self.partner_by_key(partner_key).await?.ok_or(StoreError::NotFound("partner"))?;
         self.set_site_partner(site_key, partner.id).await
     }
 
@@ -254,14 +252,24 @@ impl Ledger {
         to: i64,
         earnings: u64,
         source: Source,
-    ) -> Result<Period> {
+    ) -> Result<Period, StoreError> {
         if !is_valid_period_name(name) {
-            bail!("a period name is 1-64 of [A-Za-z0-9._-]");
+            return Err(StoreError::Invalid("bad_period_name"));
         }
         if from >= to {
-            bail!("a period must start before it ends");
+            return Err(StoreError::Invalid("bad_time"));
         }
-        let id = on_backend!(self, periods::record(name, (from, to), earnings, source))?;
+        if i64::try_from(earnings).is_err() {
+            return Err(StoreError::Invalid("bad_sats"));
+        }
+        // The unique name decides between two recordings of one period.
+        let id = on_backend!(self, periods::record(name, (from, to), earnings, source)).map_err(|error| {
+            if crate::store::is_unique_violation(&error) {
+                StoreError::Conflict("period_exists")
+            } else {
+                StoreError::Internal(error)
+            }
+        })?;
         Ok(Period {
             id,
             name: name.to_owned(),

@@ -95,6 +95,18 @@ impl From<crate::books::BooksError> for ApiError {
     }
 }
 
+/// The store's refusals, each with its documented code.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> ApiError {
+        use crate::store::StoreError;
+        match error {
+            StoreError::NotFound(_) => ApiError::NotFound,
+            StoreError::Invalid(code) | StoreError::Conflict(code) => ApiError::BadRequest(code),
+            StoreError::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
 impl From<crate::store::rewards::InsufficientCredits> for ApiError {
     fn from(refused: crate::store::rewards::InsufficientCredits) -> ApiError {
         ApiError::InsufficientCredits(refused.credits)

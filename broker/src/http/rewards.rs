@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::auth::Publisher;
 use super::error::{Answer, ApiError, body};
 use crate::session::Broker;
+use crate::store::Site;
 use crate::store::rewards::{Offer, OfferKind};
-use crate::store::{Site, is_valid_content_key, is_valid_label};
 use crate::tokens::{Grant, UnlockClaims};
 
 /// Routes for publishers' servers.
@@ -87,15 +87,6 @@ async fn put_offer(
 ) -> Result<Answer<OffersAnswer>, ApiError> {
     let site = existing_site(&broker, &site).await?;
     let request = body(request)?;
-    if !is_valid_content_key(&offer) {
-        return Err(ApiError::BadRequest("bad_offer_id"));
-    }
-    if !is_valid_label(&request.title) {
-        return Err(ApiError::BadRequest("bad_title"));
-    }
-    if request.price.0 == 0 {
-        return Err(ApiError::BadRequest("bad_price"));
-    }
     match &request.kind {
         OfferKind::Content { content } => {
             let items = broker.ledger.content(site.id).await?;

@@ -16,6 +16,7 @@
 pub mod column;
 pub mod committer;
 mod consent;
+mod error;
 mod keys;
 mod postgres;
 pub mod rewards;
@@ -38,6 +39,8 @@ use sqlx::{Database, Pool};
 
 pub use committer::Committer;
 pub use consent::{CONSENT_ANSWERS_PER_VISITOR, ConsentCount};
+pub use error::StoreError;
+pub(crate) use error::is_unique_violation;
 pub use types::*;
 
 use crate::vault::{KeySource, Loaded, Vault};

@@ -3,9 +3,9 @@
 //! a subscription, app tokens). Earned credits are a running total the share committer keeps;
 //! spends are append-only rows; `ledger check` recomputes both from their sources.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use super::{Ledger, is_valid_content_key, is_valid_label, now_ms, on_backend, postgres, sqlite};
+use super::{Ledger, StoreError, is_valid_content_key, is_valid_label, now_ms, on_backend, postgres, sqlite};
 
 /// What an offer gives.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,16 +47,25 @@ impl Ledger {
         title: &str,
         price: u128,
         kind: &OfferKind,
-    ) -> Result<()> {
-        if !is_valid_content_key(key) || !is_valid_label(title) || price == 0 {
-            bail!("an offer needs an id of [A-Za-z0-9._-], a title and a positive price");
+    ) -> Result<(), StoreError> {
+        if !is_valid_content_key(key) {
+            return Err(StoreError::Invalid("bad_offer_id"));
+        }
+        if !is_valid_label(title) {
+            return Err(StoreError::Invalid("bad_title"));
+        }
+        if price == 0 {
+            return Err(StoreError::Invalid("bad_price"));
         }
         let (kind_name, details): (&str, (Option<&str>, Option<i64>)) = match kind {
             OfferKind::Content { content } => ("content", (Some(content), None)),
             OfferKind::Subscription { days } => ("subscription", (None, Some(i64::from(*days)))),
-            OfferKind::Tokens { tokens } => ("tokens", (None, Some(i64::try_from(*tokens)?))),
+            OfferKind::Tokens { tokens } => (
+                "tokens",
+                (None, Some(i64::try_from(*tokens).map_err(|_| StoreError::Invalid("bad_amount"))?)),
+            ),
         };
-        on_backend!(self, rewards::put_offer(site_id, key, kind_name, title, price, details, now_ms()))
+        Ok(on_backend!(self, rewards::put_offer(site_id, key, kind_name, title, price, details, now_ms()))?)
     }
 
     pub async fn offers(&self, site_id: i64) -> Result<Vec<Offer>> {

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use minepass::protocol::ContentKey;
 use rand::RngCore;
 
-use super::{Ledger, now_ms, on_backend, postgres, sqlite};
+use super::{Ledger, StoreError, now_ms, on_backend, postgres, sqlite};
 
 /// Largest gated HTML a seal takes.
 pub const MAX_SEALED_BYTES: usize = 1 << 20;
@@ -87,17 +87,17 @@ impl Ledger {
         content_key: &str,
         html: &str,
         retire_previous: bool,
-    ) -> Result<Sealed> {
+    ) -> Result<Sealed, StoreError> {
         if html.is_empty() || html.len() > MAX_SEALED_BYTES {
-            bail!("sealed HTML is 1 byte to 1 MiB");
+            return Err(StoreError::Invalid("bad_html"));
         }
         let content_id = on_backend!(self, sites::content_id(site_key, content_key))?
-            .with_context(|| format!("no content item {content_key} at site {site_key}"))?;
+            .ok_or(StoreError::NotFound("content"))?;
         // The version is part of the associated data, so it is chosen before encrypting; two seals at
         // once collide on the primary key and the loser takes the next number.
         for _ in 0..8 {
             let next = on_backend!(self, seals::next_version(content_id))?;
-            let version = u32::try_from(next).context("too many seal versions")?;
+            let version = u32::try_from(next).map_err(|_| StoreError::Conflict("too_many_versions"))?;
             let (key, nonce, ciphertext) = encrypt(site_key, content_key, version, html.as_bytes());
             let sealed_key = self.vault.seal(&key_purpose(content_id, version), &key);
             let row = (&sealed_key[..], &nonce[..], &ciphertext[..]);
@@ -105,7 +105,7 @@ impl Ledger {
                 return Ok(Sealed { version, text: sealed_text(version, &nonce, &ciphertext) });
             }
         }
-        bail!("could not pick a seal version: too many concurrent seals")
+        Err(StoreError::Conflict("concurrent_seals"))
     }
 
     /// The newest live sealed version of a content item, if it is sealed (public: ciphertext only).

@@ -1,10 +1,10 @@
 //! Sites (a publisher's key, secret and limits) and their content items.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::{
-    CONSENT_MAX_HOURS, Content, Ledger, NewSite, Site, hash_secret, is_valid_content_key, is_valid_label,
-    now_ms, on_backend, postgres, random_token, sqlite,
+    CONSENT_MAX_HOURS, Content, Ledger, NewSite, Site, StoreError, hash_secret, is_valid_content_key,
+    is_valid_label, now_ms, on_backend, postgres, random_token, sqlite,
 };
 
 fn secret_purpose(site_key: &str) -> String {
@@ -13,20 +13,20 @@ fn secret_purpose(site_key: &str) -> String {
 
 impl Ledger {
     /// Creates a site with a fresh key and secret.
-    pub async fn add_site(&self, name: &str) -> Result<NewSite> {
+    pub async fn add_site(&self, name: &str) -> Result<NewSite, StoreError> {
         self.add_site_with_key(&random_token("site_", 12), name).await
     }
 
     /// Creates a site with a chosen public key and a fresh secret.
-    pub async fn add_site_with_key(&self, key: &str, name: &str) -> Result<NewSite> {
-        self.add_site_if_absent(key, name).await?.with_context(|| format!("a site with key {key} exists"))
+    pub async fn add_site_with_key(&self, key: &str, name: &str) -> Result<NewSite, StoreError> {
+        self.add_site_if_absent(key, name).await?.ok_or(StoreError::Conflict("site_exists"))
     }
 
     /// Creates a site with a chosen public key (the demo site's is fixed) unless one has it: brokers
     /// starting together on a new ledger make it once between them.
-    pub async fn add_site_if_absent(&self, key: &str, name: &str) -> Result<Option<NewSite>> {
+    pub async fn add_site_if_absent(&self, key: &str, name: &str) -> Result<Option<NewSite>, StoreError> {
         if !is_valid_label(name) {
-            bail!("a site name is 1-200 printable characters");
+            return Err(StoreError::Invalid("bad_name"));
         }
         let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
         let sealed = self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes());
@@ -37,11 +37,11 @@ impl Ledger {
 
     /// Replaces a site's secret (the old one stops working for the verify and credits APIs and for
     /// user proofs at once); returns the new one, shown once.
-    pub async fn rotate_site_secret(&self, key: &str) -> Result<NewSite> {
+    pub async fn rotate_site_secret(&self, key: &str) -> Result<NewSite, StoreError> {
         let site = NewSite { key: key.to_owned(), secret: random_token("secret_", 32) };
         let sealed = self.vault.seal(&secret_purpose(&site.key), site.secret.as_bytes());
         if !on_backend!(self, sites::set_secret(key, &hash_secret(&site.secret), &sealed))? {
-            bail!("no site with key {key}");
+            return Err(StoreError::NotFound("site"));
         }
         Ok(site)
     }
@@ -54,19 +54,19 @@ impl Ledger {
     }
 
     /// Sets the longest consent lifetime a site accepts (1 h to 1 year).
-    pub async fn set_consent_max_hours(&self, key: &str, hours: u32) -> Result<()> {
+    pub async fn set_consent_max_hours(&self, key: &str, hours: u32) -> Result<(), StoreError> {
         if !CONSENT_MAX_HOURS.contains(&hours) {
-            bail!("the consent maximum is {}-{} hours", CONSENT_MAX_HOURS.start(), CONSENT_MAX_HOURS.end());
+            return Err(StoreError::Invalid("bad_consent_max_hours"));
         }
         if !on_backend!(self, sites::set_consent_max_hours(key, i64::from(hours)))? {
-            bail!("no site with key {key}");
+            return Err(StoreError::NotFound("site"));
         }
         Ok(())
     }
 
-    pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<()> {
+    pub async fn set_site_enabled(&self, key: &str, enabled: bool) -> Result<(), StoreError> {
         if !on_backend!(self, sites::set_enabled(key, enabled))? {
-            bail!("no site with key {key}");
+            return Err(StoreError::NotFound("site"));
         }
         Ok(())
     }
@@ -78,21 +78,24 @@ impl Ledger {
         content_key: &str,
         title: &str,
         required: u128,
-    ) -> Result<()> {
-        let Some(site) = self.site_by_key(site_key).await? else { bail!("no site with key {site_key}") };
+    ) -> Result<(), StoreError> {
+        if !is_valid_content_key(content_key) {
+            return Err(StoreError::Invalid("bad_content_id"));
+        }
+        if !is_valid_label(title) {
+            return Err(StoreError::Invalid("bad_title"));
+        }
         if required == 0 {
-            bail!("required work must be positive");
+            return Err(StoreError::Invalid("bad_required_work"));
         }
-        if !is_valid_content_key(content_key) || !is_valid_label(title) {
-            bail!("a content id is 1-64 of [A-Za-z0-9._-] and a title 1-200 printable characters");
-        }
-        on_backend!(self, sites::put_content(site.id, content_key, title, required, now_ms()))
+        let site = self.site_by_key(site_key).await?.ok_or(StoreError::NotFound("site"))?;
+        Ok(on_backend!(self, sites::put_content(site.id, content_key, title, required, now_ms()))?)
     }
 
     /// Gives a site to a partner (see `assign_site`).
-    pub(crate) async fn set_site_partner(&self, key: &str, partner_id: i64) -> Result<()> {
+    pub(crate) async fn set_site_partner(&self, key: &str, partner_id: i64) -> Result<(), StoreError> {
         if !on_backend!(self, sites::set_partner(key, partner_id))? {
-            bail!("no site with key {key}");
+            return Err(StoreError::NotFound("site"));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sqlx::{Row, Transaction};
 
 use super::{Conns, Db, PG, SETTLED, begin_books};
@@ -52,8 +52,7 @@ pub(crate) async fn record(
     .bind(source.as_str())
     .bind(now_ms())
     .fetch_one(&mut *tx)
-    .await
-    .with_context(|| format!("period {name} (names are unique)"))?;
+    .await?;
     let asset = match source {
         Source::Recorded => "assets:wallet",
         Source::Estimate => "assets:receivable",
