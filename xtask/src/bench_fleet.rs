@@ -177,11 +177,13 @@ fn start_haproxy(backends: &[String]) -> Result<(KillOnDrop, String)> {
         .enumerate()
         .map(|(i, b)| format!("    server broker{i} {b} check inter 1s\n"))
         .collect();
+    // Two descriptors per proxied connection, within this box's 20,000 (more miners need a higher
+    // `ulimit -n` and maxconn).
     let config = format!(
-        "global\n    maxconn 200000\n\
+        "global\n    maxconn 9000\n\
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 120s\n    timeout server 120s\n\
          \x20   timeout tunnel 1h\n    retries 3\n    option redispatch\n\
-         frontend fleet\n    bind {address}\n    maxconn 200000\n    default_backend brokers\n\
+         frontend fleet\n    bind {address}\n    maxconn 9000\n    default_backend brokers\n\
          backend brokers\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
     );
     std::fs::create_dir_all("target/bench-fleet")?;

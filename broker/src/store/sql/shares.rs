@@ -46,10 +46,7 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
         batch.iter().map(|share| (share.site_id, share.user.as_str())).collect();
     users.sort_unstable();
     users.dedup();
-    let mut user_ids: HashMap<(i64, &str), i64> = HashMap::with_capacity(users.len());
-    for (site_id, user) in users {
-        user_ids.insert((site_id, user), upsert_user(&mut tx, site_id, user).await?);
-    }
+    let user_ids = upsert_users(&mut tx, &users, now).await?;
     let user_of = |share: &ShareRecord| user_ids[&(share.site_id, share.user.as_str())];
 
     let mut insert = QueryBuilder::<Db>::new(
@@ -114,16 +111,24 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
     }
     let mut pairs: Vec<_> = added.into_iter().collect();
     pairs.sort_unstable();
-    let mut progress: HashMap<(i64, i64), ContentProgress> = HashMap::new();
-    for ((user_id, content_id), work) in pairs {
-        progress.insert((user_id, content_id), add_progress(&mut tx, user_id, content_id, work, now).await?);
-    }
     let mut earners: Vec<_> = earned.into_iter().collect();
     earners.sort_unstable();
-    let mut credits: HashMap<i64, u128> = HashMap::new();
-    for (user_id, work) in earners {
-        credits.insert(user_id, add_earned(&mut tx, user_id, work).await?);
-    }
+    let (progress, credits) = if PG {
+        // One statement each, whatever the batch's size: on a networked database round trips, not
+        // rows, are the cost of a commit.
+        (add_progress_all(&mut tx, &pairs, now).await?, add_earned_all(&mut tx, &earners).await?)
+    } else {
+        let mut progress: HashMap<(i64, i64), ContentProgress> = HashMap::new();
+        for &((user_id, content_id), work) in &pairs {
+            progress
+                .insert((user_id, content_id), add_progress(&mut tx, user_id, content_id, work, now).await?);
+        }
+        let mut credits: HashMap<i64, u128> = HashMap::new();
+        for &(user_id, work) in &earners {
+            credits.insert(user_id, add_earned(&mut tx, user_id, work).await?);
+        }
+        (progress, credits)
+    };
     tx.commit().await?;
 
     Ok(batch
@@ -141,6 +146,108 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
                 after
             });
             Credit::Credited { share_id, progress, credits: credits[&user_of(share)] }
+        })
+        .collect())
+}
+
+/// The ledger ids of a batch's users (sorted, distinct), created on first sight: one insert and one
+/// select for all of them.
+async fn upsert_users<'a>(
+    tx: &mut Transaction<'_, Db>,
+    users: &[(i64, &'a str)],
+    now: i64,
+) -> Result<HashMap<(i64, &'a str), i64>> {
+    let mut insert = QueryBuilder::<Db>::new("INSERT INTO users (site_id, external_id, created_at) ");
+    insert.push_values(users, |mut row, (site_id, user)| {
+        row.push_bind(*site_id).push_bind(*user).push_bind(now);
+    });
+    insert.push(" ON CONFLICT (site_id, external_id) DO NOTHING");
+    insert.build().execute(&mut **tx).await?;
+    let mut select = QueryBuilder::<Db>::new("SELECT id, site_id, external_id FROM users WHERE ");
+    let mut separated = select.separated(" OR ");
+    for (site_id, user) in users {
+        separated.push("(site_id = ");
+        separated.push_bind_unseparated(*site_id);
+        separated.push_unseparated(" AND external_id = ");
+        separated.push_bind_unseparated(*user);
+        separated.push_unseparated(")");
+    }
+    let rows: Vec<(i64, i64, String)> = select.build_query_as().fetch_all(&mut **tx).await?;
+    let mut ids = HashMap::with_capacity(users.len());
+    for (id, site_id, external_id) in rows {
+        if let Some(&(_, user)) = users.iter().find(|(s, u)| *s == site_id && *u == external_id) {
+            ids.insert((site_id, user), id);
+        }
+    }
+    anyhow::ensure!(ids.len() == users.len(), "a user row vanished inside the commit");
+    Ok(ids)
+}
+
+/// PostgreSQL: adds each user's work to their credits in one upsert; the balances after it.
+async fn add_earned_all(tx: &mut Transaction<'_, Db>, earners: &[(i64, u128)]) -> Result<HashMap<i64, u128>> {
+    if earners.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut upsert = QueryBuilder::<Db>::new("INSERT INTO user_work (user_id, earned) ");
+    upsert.push_values(earners, |mut row, (user_id, work)| {
+        row.push_bind(*user_id).push_bind(WorkColumn(*work));
+    });
+    upsert.push(
+        " ON CONFLICT (user_id) DO UPDATE SET earned = user_work.earned + excluded.earned
+          RETURNING user_id, earned, spent",
+    );
+    let rows: Vec<(i64, WorkColumn, WorkColumn)> = upsert.build_query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(user, earned, spent)| (user, earned.0.saturating_sub(spent.0))).collect())
+}
+
+/// PostgreSQL: adds each pair's work to its progress in one upsert, then claims the unlocks the
+/// batch reached in one update (only the transaction whose update finds `unlocked_at` empty
+/// reports an unlock).
+async fn add_progress_all(
+    tx: &mut Transaction<'_, Db>,
+    pairs: &[((i64, i64), u128)],
+    now: i64,
+) -> Result<HashMap<(i64, i64), ContentProgress>> {
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut upsert = QueryBuilder::<Db>::new("INSERT INTO progress (user_id, content_id, work) ");
+    upsert.push_values(pairs, |mut row, ((user_id, content_id), work)| {
+        row.push_bind(*user_id).push_bind(*content_id).push_bind(WorkColumn(*work));
+    });
+    upsert.push(
+        " ON CONFLICT (user_id, content_id) DO UPDATE SET work = progress.work + excluded.work
+          RETURNING user_id, content_id, work, (SELECT required_work FROM content c WHERE c.id = progress.content_id)",
+    );
+    let rows: Vec<(i64, i64, WorkColumn, WorkColumn)> = upsert.build_query_as().fetch_all(&mut **tx).await?;
+    let reached: Vec<(i64, i64)> =
+        rows.iter().filter(|(_, _, done, required)| done >= required).map(|(u, c, _, _)| (*u, *c)).collect();
+    let mut unlocked = std::collections::HashSet::new();
+    if !reached.is_empty() {
+        let mut claim = QueryBuilder::<Db>::new("UPDATE progress SET unlocked_at = ");
+        claim.push_bind(now).push(" WHERE unlocked_at IS NULL AND (");
+        let mut separated = claim.separated(" OR ");
+        for (user_id, content_id) in &reached {
+            separated.push("(user_id = ");
+            separated.push_bind_unseparated(*user_id);
+            separated.push_unseparated(" AND content_id = ");
+            separated.push_bind_unseparated(*content_id);
+            separated.push_unseparated(")");
+        }
+        claim.push(") RETURNING user_id, content_id");
+        let claimed: Vec<(i64, i64)> = claim.build_query_as().fetch_all(&mut **tx).await?;
+        unlocked.extend(claimed);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, content_id, done, required)| {
+            let progress = ContentProgress {
+                content_id,
+                done: done.0,
+                required: required.0,
+                newly_unlocked: unlocked.contains(&(user_id, content_id)),
+            };
+            ((user_id, content_id), progress)
         })
         .collect())
 }
