@@ -27,6 +27,8 @@ pub struct Committer {
     queue: mpsc::Sender<Pending>,
 }
 
+/// Most pool answers kept for a retry while commits fail.
+const MAX_UNWRITTEN_ANSWERS: usize = 100_000;
 /// Largest batch one transaction commits.
 const MAX_BATCH: usize = 512;
 /// Commits slower than this are logged.
@@ -38,10 +40,13 @@ impl Committer {
         let (queue, mut incoming) = mpsc::channel::<Pending>(8192);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
+            // Pool answers of a batch that failed to commit: written with the next one (their
+            // inserts are idempotent), so a database blip does not lose what the pool accepted.
+            let mut unwritten: Vec<PoolAnswer> = Vec::new();
             while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let mut shares = Vec::new();
                 let mut acks = Vec::new();
-                let mut answers = Vec::new();
+                let mut answers = std::mem::take(&mut unwritten);
                 let mut flushed = Vec::new();
                 for pending in batch.drain(..) {
                     match pending {
@@ -76,6 +81,12 @@ impl Committer {
                         for ack in acks {
                             let _ = ack.send(Err(error.to_string()));
                         }
+                        // Bounded: a database down for long loses the oldest, with a log line.
+                        if answers.len() > MAX_UNWRITTEN_ANSWERS {
+                            tracing::error!("{} pool answers dropped", answers.len() - MAX_UNWRITTEN_ANSWERS);
+                            answers.drain(..answers.len() - MAX_UNWRITTEN_ANSWERS);
+                        }
+                        unwritten = answers;
                     }
                 }
                 // Everything before the flush marker was in this batch (the queue is in order).

@@ -59,9 +59,10 @@ impl Ledger {
     async fn consent_salt(&self, day: i64) -> Result<String> {
         let name = format!("consent_salt/{day}");
         let salt = hex::encode(rand::random::<[u8; 32]>());
-        // Once a day, by whoever makes the new salt: the old ones go.
+        // Once a day, by whoever makes the new salt: the older ones go (day numbers have the same
+        // number of digits until the year 2243, so names sort as days).
         if on_backend!(self, settings::insert_if_absent(&name, &salt))? {
-            on_backend!(self, settings::delete_prefixed_except("consent_salt/", &name))?;
+            on_backend!(self, settings::delete_prefixed_before("consent_salt/", &name))?;
         }
         self.setting(&name).await?.context("the consent salt vanished")
     }

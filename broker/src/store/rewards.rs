@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 
+use super::column::WorkColumn;
 use super::{Ledger, StoreError, is_valid_content_key, is_valid_label, now_ms, on_backend, postgres, sqlite};
 
 /// What an offer gives.
@@ -95,27 +96,32 @@ impl Ledger {
     ) -> Result<Result<u128, InsufficientCredits>> {
         on_backend!(self, rewards::spend(site_id, user, offer, jti, now_ms()))
     }
+}
 
-    /// Checks every user's running totals against the share log and the spends.
-    pub(crate) async fn check_credits(&self, problems: &mut Vec<String>) -> Result<()> {
-        let (shares, spends, totals) = on_backend!(self, rewards::credit_sources())?;
-        let mut earned: std::collections::HashMap<i64, u128> = Default::default();
-        for (user, work) in shares {
-            *earned.entry(user).or_default() += work.0;
-        }
-        let mut spent: std::collections::HashMap<i64, u128> = Default::default();
-        for (user, price) in spends {
-            *spent.entry(user).or_default() += price.0;
-        }
-        for (user, e, s) in totals {
-            let (e, s) = (e.0, s.0);
-            if e != earned.get(&user).copied().unwrap_or(0) {
-                problems.push(format!("user {user}: earned credits {e} differ from the share log"));
-            }
-            if s != spent.get(&user).copied().unwrap_or(0) || s > e {
-                problems.push(format!("user {user}: spent credits {s} differ from the spends"));
-            }
-        }
-        Ok(())
+/// What `ledger check` finds wrong with the users' running totals, given every share's and spend's
+/// (user, amount) and every total's (user, earned, spent), read in one snapshot.
+pub(crate) fn credit_problems(
+    shares: &[(i64, WorkColumn)],
+    spends: &[(i64, WorkColumn)],
+    totals: &[(i64, WorkColumn, WorkColumn)],
+) -> Vec<String> {
+    let mut earned: std::collections::HashMap<i64, u128> = Default::default();
+    for (user, work) in shares {
+        *earned.entry(*user).or_default() += work.0;
     }
+    let mut spent: std::collections::HashMap<i64, u128> = Default::default();
+    for (user, price) in spends {
+        *spent.entry(*user).or_default() += price.0;
+    }
+    let mut problems = Vec::new();
+    for (user, e, s) in totals {
+        let (e, s) = (e.0, s.0);
+        if e != earned.get(user).copied().unwrap_or(0) {
+            problems.push(format!("user {user}: earned credits {e} differ from the share log"));
+        }
+        if s != spent.get(user).copied().unwrap_or(0) || s > e {
+            problems.push(format!("user {user}: spent credits {s} differ from the spends"));
+        }
+    }
+    problems
 }

@@ -22,11 +22,13 @@ pub(crate) type Conns = crate::store::Connections<Db>;
 /// A write transaction that holds the database's write lock from its first statement, so what it
 /// reads stays true until it commits: SQLite's `BEGIN IMMEDIATE` (a deferred transaction that read
 /// first would fail with "busy" on its first write instead of waiting). On PostgreSQL the
-/// statements lock what they depend on ([`FOR_UPDATE`], the books' advisory lock).
+/// statements lock what they depend on ([`LOCK_BALANCE`], the books' advisory lock).
 pub(crate) async fn begin_write(db: &Conns) -> sqlx::Result<Transaction<'static, Db>> {
     if PG { db.write.begin().await } else { db.write.begin_with("BEGIN IMMEDIATE").await }
 }
 
-/// Appended to a `SELECT` whose rows the transaction will change: a row lock on PostgreSQL; on
-/// SQLite the write transaction already excludes other writers.
-pub(crate) const FOR_UPDATE: &str = if PG { " FOR UPDATE" } else { "" };
+/// Appended to the `SELECT` of a user's balance (`w`) that a spend will change: a row lock on
+/// PostgreSQL (`NO KEY UPDATE`, and of `w` only, so that it does not block the key-share locks a
+/// committer's foreign-key checks take on the user's row); on SQLite the write transaction already
+/// excludes other writers.
+pub(crate) const LOCK_BALANCE: &str = if PG { " FOR NO KEY UPDATE OF w" } else { "" };

@@ -87,14 +87,3 @@ pub(crate) async fn spend(
     tx.commit().await?;
     Ok(Ok(credits - offer.price.0))
 }
-
-/// (user, work) of every share, (user, price) of every spend, and (user, earned, spent) of every
-/// running total: what `ledger check` compares.
-pub(crate) async fn credit_sources(
-    db: &Conns,
-) -> Result<(Vec<(i64, WorkColumn)>, Vec<(i64, WorkColumn)>, Vec<(i64, WorkColumn, WorkColumn)>)> {
-    let shares = sqlx::query_as("SELECT user_id, work FROM shares").fetch_all(&db.read).await?;
-    let spends = sqlx::query_as("SELECT user_id, price FROM credit_spends").fetch_all(&db.read).await?;
-    let totals = sqlx::query_as("SELECT user_id, earned, spent FROM user_work").fetch_all(&db.read).await?;
-    Ok((shares, spends, totals))
-}

@@ -33,11 +33,12 @@ pub(crate) async fn set(db: &Conns, name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes settings whose names start with `prefix`, except `keep`.
-pub(crate) async fn delete_prefixed_except(db: &Conns, prefix: &str, keep: &str) -> Result<()> {
-    sqlx::query("DELETE FROM settings WHERE name LIKE $1 AND name <> $2")
+/// Deletes settings whose names start with `prefix` and sort before `newest` (so a broker whose
+/// clock is behind never deletes a newer day's value another broker made).
+pub(crate) async fn delete_prefixed_before(db: &Conns, prefix: &str, newest: &str) -> Result<()> {
+    sqlx::query("DELETE FROM settings WHERE name LIKE $1 AND name < $2")
         .bind(format!("{prefix}%"))
-        .bind(keep)
+        .bind(newest)
         .execute(&db.write)
         .await?;
     Ok(())

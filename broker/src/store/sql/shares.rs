@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use sqlx::{QueryBuilder, Row, Transaction};
 
-use super::{Conns, Db, FOR_UPDATE, PG, begin_write};
+use super::{Conns, Db, LOCK_BALANCE, PG, begin_write};
 use crate::store::column::WorkColumn;
 use crate::store::{ContentProgress, Credit, PoolAnswer, PoolSubmission, PoolTotals, ShareRecord, now_ms};
 
@@ -414,7 +414,7 @@ pub(crate) async fn user_credits_in(
 ) -> Result<Option<(i64, u128, u128)>> {
     let row: Option<(i64, WorkColumn, WorkColumn)> = sqlx::query_as(&format!(
         "SELECT u.id, w.earned, w.spent FROM users u JOIN user_work w ON w.user_id = u.id
-         WHERE u.site_id = $1 AND u.external_id = $2{FOR_UPDATE}"
+         WHERE u.site_id = $1 AND u.external_id = $2{LOCK_BALANCE}"
     ))
     .bind(site_id)
     .bind(external_id)
