@@ -65,12 +65,23 @@ pub fn run(args: &[String]) -> Result<()> {
 /// load generator's miners find them at once), plus `extra` serve flags. Returns the process, the
 /// demo site's key and the address it listens on; its output is drained in the background.
 pub fn start_release_broker(data: &str, extra: &[&str]) -> Result<(KillOnDrop, String, String)> {
+    start_release_broker_with(data, extra, &[])
+}
+
+/// [`start_release_broker`] with environment variables (a fleet's shared `MINEPASS_KEY`). The demo
+/// site key is empty when another broker on the same ledger created it.
+pub fn start_release_broker_with(
+    data: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(KillOnDrop, String, String)> {
     let _ = std::fs::remove_dir_all(data);
     let mut broker = KillOnDrop(
         Command::new("target/release/minepass-broker")
             .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "256", "--max-share-work", "256"])
             .args(["--max-connections-per-address", "1000000", "--data", data])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()

@@ -7,7 +7,7 @@
 //! 2-core box the brokers, the database and the load generator share the cores: the numbers are
 //! for ratios within a run, and the model in docs/SCALE.md says which are measured.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use crate::bench::KillOnDrop;
-use crate::bench_broker::json_output;
+use crate::bench_broker::{json_output, start_release_broker_with};
 use crate::setup::{cargo, exec};
 
 // The broker tests' throwaway cluster, shared as source (std and libc only).
@@ -67,7 +67,8 @@ pub fn run(args: &[String]) -> Result<()> {
         for i in 0..size {
             let data = format!("target/bench-fleet/broker-{i}");
             let extra = ["--database", &url, "--public-url", "http://fleet.bench"];
-            let (broker, demo, address) = start_broker(&data, &extra, &key)?;
+            let (broker, demo, address) =
+                start_release_broker_with(&data, &extra, &[("MINEPASS_KEY", &key)])?;
             if !demo.is_empty() {
                 site = demo;
             }
@@ -134,36 +135,6 @@ fn random_bytes() -> [u8; 32] {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A release broker of the fleet (tiny shares, no per-address cap: every miner comes through the
-/// balancer's one address). Returns it, the demo site key if this one created it, and its address.
-fn start_broker(data: &str, extra: &[&str], key: &str) -> Result<(KillOnDrop, String, String)> {
-    let _ = std::fs::remove_dir_all(data);
-    let mut broker = KillOnDrop(
-        Command::new("target/release/minepass-broker")
-            .args(["serve", "--listen", "127.0.0.1:0", "--min-share-work", "256", "--max-share-work", "256"])
-            .args(["--max-connections-per-address", "1000000", "--data", data])
-            .args(extra)
-            .env("MINEPASS_KEY", key)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting a broker")?,
-    );
-    let mut lines = BufReader::new(broker.0.stdout.take().expect("piped")).lines();
-    let (mut site, mut address) = (String::new(), String::new());
-    while address.is_empty() {
-        let line = lines.next().context("the broker exited before listening")??;
-        if let Some(key) = line.trim().strip_prefix("site key:") {
-            site = key.trim().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("MinePass broker listening on http://") {
-            address = rest.split('/').next().unwrap_or_default().to_owned();
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Ok((broker, site, address))
 }
 
 /// HAProxy in front of `backends` (WebSockets in `mode http`, round robin); returns it and its

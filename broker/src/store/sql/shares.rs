@@ -150,7 +150,7 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
         .collect())
 }
 
-/// The ledger ids of a batch's users (sorted, distinct), created on first sight: one insert and one
+/// The ledger ids of a batch's users (`users` sorted and distinct), created on first sight: one insert and one
 /// select for all of them.
 async fn upsert_users<'a>(
     tx: &mut Transaction<'_, Db>,
@@ -175,8 +175,9 @@ async fn upsert_users<'a>(
     let rows: Vec<(i64, i64, String)> = select.build_query_as().fetch_all(&mut **tx).await?;
     let mut ids = HashMap::with_capacity(users.len());
     for (id, site_id, external_id) in rows {
-        if let Some(&(_, user)) = users.iter().find(|(s, u)| *s == site_id && *u == external_id) {
-            ids.insert((site_id, user), id);
+        // `users` is sorted: the borrowed key of this row by binary search, not a scan per row.
+        if let Ok(at) = users.binary_search(&(site_id, external_id.as_str())) {
+            ids.insert(users[at], id);
         }
     }
     anyhow::ensure!(ids.len() == users.len(), "a user row vanished inside the commit");
