@@ -80,6 +80,7 @@ async fn database_ceiling(database: String, seconds: f64, batch: usize, writers:
                         .map(|i| ShareRecord {
                             session: format!("db{writer}"),
                             job_id: format!("db{writer}.{commits}"),
+                            job_at: minepass_broker::store::now_ms(),
                             nonce: i as u32,
                             site_id,
                             // A few hundred distinct users per writer, as many miners would be.

@@ -59,6 +59,10 @@ pub struct ServeOptions {
     /// Messages per second one connection may send (twice that in a burst) [default: 20].
     #[arg(long, env = "MINEPASS_MESSAGES_PER_SECOND")]
     pub messages_per_second: Option<u32>,
+    /// Days of raw shares to keep on a PostgreSQL ledger; older days are retired hourly, as
+    /// `ledger retain --keep-days` does [default: keep every share].
+    #[arg(long, env = "MINEPASS_SHARE_RETENTION_DAYS")]
+    pub share_retention_days: Option<u32>,
     /// Share interval vardiff aims at, in milliseconds [default: 4000].
     #[arg(long, env = "MINEPASS_SHARE_INTERVAL_MS")]
     pub share_interval_ms: Option<u64>,
@@ -94,6 +98,7 @@ pub struct ServeConfig {
     pub max_connections_per_address: u32,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub messages_per_second: u32,
+    pub share_retention_days: Option<u32>,
     /// `None`: gate mode only.
     pub upstream: Option<UpstreamConfig>,
 }
@@ -154,6 +159,7 @@ impl ServeOptions {
                 self.trusted_proxy
             },
             messages_per_second: self.messages_per_second.or(file.messages_per_second).unwrap_or(20).max(1),
+            share_retention_days: self.share_retention_days.or(file.share_retention_days),
         })
     }
 }

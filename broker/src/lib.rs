@@ -42,6 +42,7 @@ pub async fn run(
 ) -> Result<()> {
     let app = http::app(Arc::clone(&broker), dirs);
     broker.spawn_key_refresh();
+    broker.spawn_share_upkeep();
     let stopping = broker.stopping.clone();
     // Replies are small frames sent back to back (accepted, progress, …): without TCP_NODELAY, Nagle's
     // algorithm holds the second one for the peer's delayed ACK (up to 40 ms).

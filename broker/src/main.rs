@@ -180,9 +180,18 @@ enum PayoutsAction {
 
 #[derive(Subcommand)]
 enum LedgerAction {
-    /// Prove the books: the entry chain, balanced entries, no negative partner balance, and every
-    /// share of the share log re-verified. Exits non-zero on any problem.
+    /// Prove the books: the entry chain, balanced entries, no negative partner balance, every raw
+    /// share of the share log re-verified, and the rollups of retired days. Exits non-zero on any
+    /// problem.
     Check,
+    /// Retire old days of the share log (PostgreSQL): each day that ended --keep-days ago or more,
+    /// once its shares re-verify and the periods over it are settled, is replaced by its totals per
+    /// site, user and content item (hash-chained, proved by `ledger check`) and its partition
+    /// dropped. Oldest first; stops at the first day that must stay, and says why.
+    Retain {
+        #[arg(long, default_value_t = 30)]
+        keep_days: u32,
+    },
     /// Account balances in satoshis (debit positive).
     Balances,
     /// Correct an entry with a reversing entry.
@@ -272,9 +281,14 @@ enum ContentAction {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Logs go to stderr: stdout is the commands' output (and `serve`'s address line), which
+    // scripts read. PostgreSQL's notices ("relation … already exists, skipping" at every start)
+    // are not news.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -389,6 +403,12 @@ async fn main() -> Result<()> {
                         "{} entries, {} postings, {} shares ({} forwarded to a pool) checked",
                         report.entries, report.postings, report.shares, report.pool_submissions
                     );
+                    if report.rolled_up_days > 0 {
+                        println!(
+                            "{} rolled-up days ({} shares) checked against the credits",
+                            report.rolled_up_days, report.rolled_up_shares
+                        );
+                    }
                     if !report.problems.is_empty() {
                         for problem in &report.problems {
                             println!("PROBLEM: {problem}");
@@ -404,6 +424,30 @@ async fn main() -> Result<()> {
                 }
                 LedgerAction::Reverse { entry, memo } => {
                     println!("reversing entry: {}", ledger.reverse_entry(entry, &memo).await?);
+                }
+                LedgerAction::Retain { keep_days } => {
+                    let report = ledger.retain_shares(keep_days).await?;
+                    for day in &report.rolled_up {
+                        println!(
+                            "rolled up {}: {} shares, {} work, {} forwarded to a pool",
+                            minepass_broker::books::retention::day_name(day.day),
+                            day.shares,
+                            day.work,
+                            day.forwarded.len()
+                        );
+                    }
+                    match &report.kept {
+                        Some((day, why)) => {
+                            println!(
+                                "kept {} and later days: {why}",
+                                minepass_broker::books::retention::day_name(*day)
+                            )
+                        }
+                        None if report.rolled_up.is_empty() => {
+                            println!("nothing to retire: no day of raw shares is {keep_days} days old")
+                        }
+                        None => {}
+                    }
                 }
             }
             Ok(())
@@ -451,6 +495,13 @@ async fn main() -> Result<()> {
 async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file)?;
     let ledger = open_ledger_of(&config).await?;
+    match config.share_retention_days {
+        Some(0) => anyhow::bail!("--share-retention-days must keep at least one day"),
+        Some(_) if ledger.backend_name() != "postgres" => {
+            anyhow::bail!("--share-retention-days needs a PostgreSQL ledger (SQLite keeps every share)")
+        }
+        _ => {}
+    }
     ensure_demo_site(&ledger).await?;
     ensure_admin_token(&ledger).await?;
     let vardiff = Vardiff {
@@ -479,6 +530,7 @@ async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let mut broker = Broker::new(ledger, jobs, vardiff, tokens);
     broker.max_connections_per_address = config.max_connections_per_address;
     broker.trusted_proxies = config.trusted_proxies.clone();
+    broker.share_retention_days = config.share_retention_days;
     broker.rate_limit =
         RateLimit { per_second: config.messages_per_second, burst: 2 * config.messages_per_second };
     let broker = Arc::new(broker);

@@ -21,6 +21,9 @@ use crate::tokens::Tokens;
 use crate::work::upstream::Answer;
 use crate::work::{IssuedJob, Jobs, SessionWork, Vardiff};
 
+/// How often a broker makes share partitions ahead and applies retention.
+const SHARE_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// State shared by every session.
 pub struct Broker {
     pub ledger: Ledger,
@@ -33,6 +36,8 @@ pub struct Broker {
     pub max_connections_per_address: u32,
     /// Proxies (a fleet's load balancer) whose `X-Forwarded-For` names the visitor.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Days of raw shares to keep; older days are retired hourly (PostgreSQL). `None`: keep all.
+    pub share_retention_days: Option<u32>,
     connections: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>,
     /// Cancelled when the broker shuts down: sockets close with [`CLOSE_GOING_AWAY`].
     pub stopping: CancellationToken,
@@ -60,6 +65,7 @@ impl Broker {
             rate_limit: RateLimit { per_second: 20, burst: 40 },
             max_connections_per_address: 32,
             trusted_proxies: Vec::new(),
+            share_retention_days: None,
             connections: Default::default(),
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -70,10 +76,6 @@ impl Broker {
         }
     }
 
-    /// Shuts down in order, losing nothing acknowledged: sockets finish the frame in hand (an ack is
-    /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
-    /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
-    /// committer commits everything queued.
     /// Rereads the signing keys every [`KEY_REFRESH_INTERVAL`] until shutdown, so that a rotation
     /// by another broker (or the CLI) on a shared ledger is published here too.
     ///
@@ -91,6 +93,42 @@ impl Broker {
                 }
                 if let Err(error) = broker.tokens.refresh(&broker.ledger, true).await {
                     tracing::warn!("rereading the signing keys failed: {error:#}");
+                }
+            }
+        });
+    }
+
+    /// Shuts down in order, losing nothing acknowledged: sockets finish the frame in hand (an ack is
+    /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
+    /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
+    /// committer commits everything queued.
+    /// Hourly until shutdown: makes the share log's partitions for the days ahead and, with
+    /// [`Broker::share_retention_days`], retires the days past it (brokers of a fleet take turns on
+    /// the database's lock; whoever comes second finds nothing left to do).
+    pub fn spawn_share_upkeep(self: &Arc<Self>) {
+        let broker = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let mut every = tokio::time::interval(SHARE_UPKEEP_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = broker.stopping.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if let Err(error) = broker.ledger.prepare_share_partitions().await {
+                    tracing::warn!("making the share log's partitions failed: {error:#}");
+                }
+                let Some(keep_days) = broker.share_retention_days else { continue };
+                match broker.ledger.retain_shares(keep_days).await {
+                    Ok(report) => {
+                        for day in &report.rolled_up {
+                            tracing::info!(day = day.day, shares = day.shares, "share log day rolled up");
+                        }
+                        if let Some((day, why)) = report.kept {
+                            tracing::info!(day, "share log day kept: {why}");
+                        }
+                    }
+                    Err(error) => tracing::warn!("share retention failed: {error:#}"),
                 }
             }
         });
@@ -529,6 +567,7 @@ impl Session {
         let record = ShareRecord {
             session: open.work.id().to_owned(),
             job_id: share.job_id.clone(),
+            job_at: share.job_at,
             nonce: share.nonce,
             site_id: open.site.id,
             user: open.user.clone(),

@@ -28,6 +28,7 @@ fn share(site_id: i64, user: &str, index: u32, work: u128) -> ShareRecord {
     ShareRecord {
         session: "s".into(),
         job_id: format!("job-{site_id}-{index}"),
+        job_at: minepass_broker::store::now_ms(),
         nonce: hits[0],
         site_id,
         user: user.into(),

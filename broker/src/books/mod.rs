@@ -16,6 +16,7 @@
 mod check;
 mod postgres;
 pub mod reports;
+pub mod retention;
 pub mod settlement;
 mod sqlite;
 
@@ -96,8 +97,12 @@ pub struct Payout {
 pub struct CheckReport {
     pub entries: u64,
     pub postings: u64,
+    /// Raw shares re-verified (the retained window of the share log).
     pub shares: u64,
     pub pool_submissions: u64,
+    /// Days of shares rolled up by retention, and the shares they replaced.
+    pub rolled_up_days: u64,
+    pub rolled_up_shares: u64,
     /// Empty when everything holds.
     pub problems: Vec<String>,
 }

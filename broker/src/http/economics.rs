@@ -140,6 +140,8 @@ struct CheckAnswer {
     postings: u64,
     shares: u64,
     pool_submissions: u64,
+    rolled_up_days: u64,
+    rolled_up_shares: u64,
     problems: Vec<String>,
 }
 
@@ -403,6 +405,8 @@ async fn check(State(broker): State<Arc<Broker>>) -> Result<Json<CheckAnswer>, A
         postings: report.postings,
         shares: report.shares,
         pool_submissions: report.pool_submissions,
+        rolled_up_days: report.rolled_up_days,
+        rolled_up_shares: report.rolled_up_shares,
         problems: report.problems,
     }))
 }

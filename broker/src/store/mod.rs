@@ -176,6 +176,7 @@ impl Ledger {
             }
         }
         on_backend!(ledger, shares::backfill_user_work())?;
+        ledger.prepare_share_partitions().await?;
         // Ledgers from before the vault kept the resume-token key in plaintext; it is now derived
         // from the KEK (`Broker::new`), so the old one only has to go.
         on_backend!(ledger, settings::erase("resume_key"))?;

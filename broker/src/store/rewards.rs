@@ -98,17 +98,14 @@ impl Ledger {
     }
 }
 
-/// What `ledger check` finds wrong with the users' running totals, given every share's and spend's
-/// (user, amount) and every total's (user, earned, spent), read in one snapshot.
+/// What `ledger check` finds wrong with the users' running totals, given each user's earned work
+/// as the share log (raw shares and rollups) has it, every spend's (user, amount) and every
+/// total's (user, earned, spent), read in one snapshot.
 pub(crate) fn credit_problems(
-    shares: &[(i64, WorkColumn)],
+    earned: &std::collections::HashMap<i64, u128>,
     spends: &[(i64, WorkColumn)],
     totals: &[(i64, WorkColumn, WorkColumn)],
 ) -> Vec<String> {
-    let mut earned: std::collections::HashMap<i64, u128> = Default::default();
-    for (user, work) in shares {
-        *earned.entry(*user).or_default() += work.0;
-    }
     let mut spent: std::collections::HashMap<i64, u128> = Default::default();
     for (user, price) in spends {
         *spent.entry(*user).or_default() += price.0;

@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 
-use super::{Credit, Ledger, PoolAnswer, PoolTotals, ShareRecord, on_backend, postgres, sqlite};
+use super::{
+    Credit, DAY_MS, Ledger, PoolAnswer, PoolTotals, ShareRecord, now_ms, on_backend, postgres, sqlite,
+};
 
 impl Ledger {
     /// The ledger id of a site's user, created on first sight.
@@ -49,5 +51,12 @@ impl Ledger {
     /// credited (see the committer).
     pub async fn commit_shares(&self, batch: &[ShareRecord], answers: &[PoolAnswer]) -> Result<Vec<Credit>> {
         on_backend!(self, shares::commit(batch, answers))
+    }
+
+    /// Makes the share log's partitions for the days ahead (PostgreSQL; brokers call it at start
+    /// and hourly, so a share's day always has its partition before the share arrives).
+    pub async fn prepare_share_partitions(&self) -> Result<u64> {
+        let today = now_ms().div_euclid(DAY_MS);
+        on_backend!(self, shares::prepare_partitions(today))
     }
 }

@@ -45,6 +45,10 @@ pub struct NewSite {
 pub struct ShareRecord {
     pub session: String,
     pub job_id: String,
+    /// When the job was issued (Unix ms): the day the share belongs to in the share log (its
+    /// partition on PostgreSQL). Fixed per job, so (job id, nonce, job time) is unique exactly when
+    /// (job id, nonce) is.
+    pub job_at: i64,
     pub nonce: u32,
     pub site_id: i64,
     /// The publisher's id for the user; the ledger row is created by the first committed share, so
@@ -115,6 +119,9 @@ pub struct ContentProgress {
     /// True exactly once: in the commit that first reached the quota.
     pub newly_unlocked: bool,
 }
+
+/// A day in Unix milliseconds: the share log's partitions are days (UTC) of the jobs' issue time.
+pub const DAY_MS: i64 = 86_400_000;
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

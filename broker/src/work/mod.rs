@@ -179,6 +179,8 @@ pub struct IssuedJob {
     pub work: u128,
     pub mode: WorkMode,
     pub pool: Option<PoolWork>,
+    /// When it was issued (Unix ms): its shares' day in the share log.
+    pub issued_at: i64,
 }
 
 impl IssuedJob {
@@ -197,6 +199,8 @@ impl IssuedJob {
 #[derive(Debug, Clone)]
 pub struct VerifiedShare {
     pub job_id: String,
+    /// The job's issue time (Unix ms).
+    pub job_at: i64,
     pub nonce: u32,
     pub header: [u8; 80],
     pub target: Target,
@@ -287,6 +291,7 @@ impl SessionWork {
             work,
             mode: template.mode,
             pool: template.pool,
+            issued_at: crate::store::now_ms(),
         });
         self.retire_dead(jobs);
         while self.live.len() > LIVE_JOBS {
@@ -322,6 +327,7 @@ impl SessionWork {
         let forward = job.pool.as_ref().filter(|pool| pool.job.target.is_met_by(&hash)).cloned();
         let share = VerifiedShare {
             job_id: job.id.clone(),
+            job_at: job.issued_at,
             nonce,
             header,
             target: job.target,

@@ -11,6 +11,7 @@ pub(crate) mod partners;
 pub(crate) mod payouts;
 pub(crate) mod periods;
 pub(crate) mod reports;
+pub(crate) mod retention;
 
 pub(crate) use super::{Db, PG};
 

@@ -14,7 +14,7 @@ use crate::store::now_ms;
 /// Pool-accepted work per partner (`OPERATOR` for sites without one) over answers in [from, to).
 pub(crate) async fn pool_work_by_partner(db: &Conns, from: i64, to: i64) -> Result<Vec<(i64, u128)>> {
     const FROM: &str = "FROM pool_answers a JOIN pool_submissions p ON p.share_id = a.share_id
-         JOIN shares s ON s.id = a.share_id JOIN sites st ON st.id = s.site_id
+         JOIN sites st ON st.id = p.site_id
          WHERE a.outcome = 'accepted' AND a.answered_at >= $1 AND a.answered_at < $2";
     let sql = if PG {
         // NUMERIC sums in the database.

@@ -50,7 +50,7 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
     let user_of = |share: &ShareRecord| user_ids[&(share.site_id, share.user.as_str())];
 
     let mut insert = QueryBuilder::<Db>::new(
-        "INSERT INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at) ",
+        "INSERT INTO shares (session, job_id, nonce, site_id, user_id, content_id, header, target, work, created_at, job_at) ",
     );
     insert.push_values(batch, |mut row, share| {
         row.push_bind(&share.session)
@@ -62,9 +62,14 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
             .push_bind(&share.header[..])
             .push_bind(&share.target[..])
             .push_bind(WorkColumn(share.work))
-            .push_bind(now);
+            .push_bind(now)
+            .push_bind(share.job_at);
     });
-    insert.push(" ON CONFLICT (job_id, nonce) DO NOTHING RETURNING job_id, nonce, id");
+    // The conflict is the duplicate rule: (job_id, nonce) on SQLite, (job_id, nonce, job_at) on
+    // PostgreSQL, where the partition key must be in every unique key (the same rule, a job's
+    // time being fixed).
+    let conflict = if PG { "(job_id, nonce, job_at)" } else { "(job_id, nonce)" };
+    insert.push(format!(" ON CONFLICT {conflict} DO NOTHING RETURNING job_id, nonce, id"));
     let mut new_rows: HashMap<(String, i64), i64> = insert
         .build()
         .fetch_all(&mut *tx)
@@ -76,14 +81,18 @@ pub(crate) async fn commit(db: &Conns, batch: &[ShareRecord], answers: &[PoolAns
     let ids: Vec<Option<i64>> =
         batch.iter().map(|share| new_rows.remove(&(share.job_id.clone(), i64::from(share.nonce)))).collect();
 
-    let forwarded: Vec<(i64, &PoolSubmission)> =
-        batch.iter().zip(&ids).filter_map(|(share, id)| Some(((*id)?, share.pool.as_ref()?))).collect();
+    let forwarded: Vec<(i64, i64, &PoolSubmission)> = batch
+        .iter()
+        .zip(&ids)
+        .filter_map(|(share, id)| Some(((*id)?, share.site_id, share.pool.as_ref()?)))
+        .collect();
     if !forwarded.is_empty() {
         let mut insert = QueryBuilder::<Db>::new(
-            "INSERT INTO pool_submissions (share_id, pool, upstream_job, extranonce2, ntime, pool_target, pool_work, created_at) ",
+            "INSERT INTO pool_submissions (share_id, site_id, pool, upstream_job, extranonce2, ntime, pool_target, pool_work, created_at) ",
         );
-        insert.push_values(&forwarded, |mut row, (id, pool)| {
+        insert.push_values(&forwarded, |mut row, (id, site_id, pool)| {
             row.push_bind(*id)
+                .push_bind(*site_id)
                 .push_bind(&pool.pool)
                 .push_bind(&pool.upstream_job)
                 .push_bind(&pool.extranonce2)
@@ -464,8 +473,8 @@ pub(crate) async fn totals(db: &Conns) -> Result<(u64, u128)> {
 /// Forwarded shares and the pool's answers, totalled; `site_id` narrows it to one site.
 pub(crate) async fn pool_totals(db: &Conns, site_id: Option<i64>) -> Result<PoolTotals> {
     let rows: Vec<(Option<String>, WorkColumn)> = sqlx::query_as(
-        "SELECT a.outcome, p.pool_work FROM pool_submissions p JOIN shares s ON s.id = p.share_id
-         LEFT JOIN pool_answers a ON a.share_id = p.share_id WHERE $1 IS NULL OR s.site_id = $1",
+        "SELECT a.outcome, p.pool_work FROM pool_submissions p
+         LEFT JOIN pool_answers a ON a.share_id = p.share_id WHERE $1 IS NULL OR p.site_id = $1",
     )
     .bind(site_id)
     .fetch_all(&db.read)
@@ -484,4 +493,20 @@ pub(crate) async fn pool_totals(db: &Conns, site_id: Option<i64>) -> Result<Pool
         }
     }
     Ok(totals)
+}
+
+/// PostgreSQL: makes the share log's day partitions from `today - 1` to `today + 7` (days since
+/// 1970-01-01 UTC) that do not exist yet, and says how many it made; SQLite has none.
+pub(crate) async fn prepare_partitions(db: &Conns, today: i64) -> Result<u64> {
+    if !PG {
+        return Ok(0);
+    }
+    let made: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM generate_series($1::BIGINT, $2::BIGINT) day WHERE create_share_partition(day)",
+    )
+    .bind(today - 1)
+    .bind(today + 7)
+    .fetch_one(&db.write)
+    .await?;
+    Ok(made as u64)
 }
