@@ -37,6 +37,7 @@
       unlocked: 'Unlocked. Thank you!',
       sealedFailed: 'The unlocked part could not be opened here. Reload the page to try again.',
       unavailable: 'Your browser cannot run the computation (WebAssembly is disabled, for example in Lockdown Mode).',
+      chargingUnknown: 'This site computes only while your device is charging, and this browser cannot tell whether it is. Nothing runs here.',
       declined: 'You declined. Nothing runs.',
       bar: (rate) => `Computing for this site${rate ? ` · ${rate}` : ''}`,
       credits: 'credits',
@@ -47,6 +48,7 @@
         budget: 'Paused: today’s limit is reached. It continues tomorrow.',
         'save-data': 'Paused: your browser asks to save data.',
         'not-charging': 'Paused: waiting for the charger.',
+        'charging-unknown': 'Stopped: this browser cannot tell whether the device is charging.',
         'low-battery': 'Paused: the battery is low.',
         hidden: 'Paused while the tab is hidden.',
         offline: 'Connecting…',
@@ -75,6 +77,7 @@
       unlocked: 'Freigeschaltet. Danke!',
       sealedFailed: 'Der freigeschaltete Teil konnte hier nicht geöffnet werden. Laden Sie die Seite neu.',
       unavailable: 'Ihr Browser kann die Berechnung nicht ausführen (WebAssembly ist deaktiviert, z. B. im Blockierungsmodus).',
+      chargingUnknown: 'Diese Seite rechnet nur, während Ihr Gerät lädt, und dieser Browser kann das nicht feststellen. Hier läuft nichts.',
       declined: 'Sie haben abgelehnt. Es läuft nichts.',
       bar: (rate) => `Rechne für diese Seite${rate ? ` · ${rate}` : ''}`,
       credits: 'Guthaben',
@@ -85,6 +88,7 @@
         budget: 'Pausiert: Das heutige Limit ist erreicht. Morgen geht es weiter.',
         'save-data': 'Pausiert: Ihr Browser möchte Daten sparen.',
         'not-charging': 'Pausiert: Warte auf das Ladegerät.',
+        'charging-unknown': 'Angehalten: Dieser Browser kann nicht feststellen, ob das Gerät lädt.',
         'low-battery': 'Pausiert: Der Akku ist schwach.',
         hidden: 'Pausiert, solange der Tab verborgen ist.',
         offline: 'Verbinde…',
@@ -115,6 +119,17 @@
       return null;
     }
   };
+
+  // What keeps the SDK from running on this device, as an error code, or null. Checked before the
+  // dialog: it makes only promises this browser lets the SDK keep ("only while charging" needs the
+  // Battery API, which Firefox, Safari and every iOS webview lack; the client's policy refuses the
+  // same case once running: `charging-unknown`).
+  function cannotRun() {
+    if (!wasmBuild()) return 'wasm_unavailable';
+    if (options.requireCharging && typeof navigator.getBattery !== 'function') return 'charging_unknown';
+    return null;
+  }
+  const cannotRunMessage = (code) => (code === 'charging_unknown' ? t().chargingUnknown : t().unavailable);
 
   // --- State. ---
   const options = {
@@ -485,8 +500,9 @@
     async start(settings) {
       if (settings) MinePass.init(settings);
       if (!options.site) throw new Error('MinePass: no site key (data-site or init({site}))');
-      if (!wasmBuild()) {
-        emit('error', { code: 'wasm_unavailable', message: t().unavailable, fatal: true });
+      const refused = cannotRun();
+      if (refused) {
+        emit('error', { code: refused, message: cannotRunMessage(refused), fatal: true });
         return false;
       }
       if (!currentConsent()) {
@@ -571,21 +587,24 @@
       this.button.addEventListener('click', () => {
         options.content = this.getAttribute('content') || undefined;
         MinePass.start().then((started) => {
-          if (!started && !this.unlocked) this.status.textContent = wasmBuild() ? s.declined : s.unavailable;
+          if (!started && !this.unlocked) {
+            const refused = cannotRun();
+            this.status.textContent = refused ? cannotRunMessage(refused) : s.declined;
+          }
         });
       });
-      if (!wasmBuild()) this.showUnavailable();
+      if (cannotRun()) this.showUnavailable(cannotRun());
       this.handler = (type, detail) => this.onEvent(type, detail);
       MinePass.on('*', this.handler);
       // Consent already given (an earlier visit): resume without asking.
-      if (currentConsent() && wasmBuild()) this.button.click();
+      if (currentConsent() && !cannotRun()) this.button.click();
     }
     disconnectedCallback() {
       MinePass.off('*', this.handler);
     }
-    showUnavailable() {
+    showUnavailable(code) {
       this.button.hidden = true;
-      this.status.textContent = t().unavailable;
+      this.status.textContent = cannotRunMessage(code);
       this.fallback.hidden = false;
     }
     onEvent(type, detail) {
@@ -628,8 +647,8 @@
       } else if (type === 'consent' && !detail.given && !this.unlocked) {
         this.button.hidden = false;
         this.status.textContent = '';
-      } else if (type === 'error' && detail.code === 'wasm_unavailable') {
-        this.showUnavailable();
+      } else if (type === 'error' && (detail.code === 'wasm_unavailable' || detail.code === 'charging_unknown')) {
+        this.showUnavailable(detail.code);
       } else if (type === 'error' && detail.fatal && !this.unlocked) {
         this.status.textContent = detail.message || detail.code;
       }

@@ -15,7 +15,7 @@ use web_sys::{CloseEvent, MessageEvent, VisibilityState, WebSocket, Worker, Work
 use super::backoff::Backoff;
 use super::budget::{DailyBudget, local_day};
 use super::controller::{Command, Controller, Event, Identity, nonce_ranges};
-use super::policy::{self, Battery, Facts, Limits, PauseReason};
+use super::policy::{self, Battery, Facts, Limits, PauseReason, Power};
 use crate::protocol::{self, ClientMessage, Consent, Frame, FrameKey, FrameProgress, ServerMessage};
 
 /// `MinePass.init` options as the loader passes them (camelCase, like the JS API).
@@ -220,7 +220,7 @@ struct State {
     /// No Web Locks here: the tab lock is the localStorage lease, renewed every tick.
     uses_lease: bool,
     lease_owner: String,
-    battery: Option<Battery>,
+    power: Power,
     budget: Option<DailyBudget>,
     last_tick: f64,
     last_ping: f64,
@@ -450,16 +450,26 @@ impl Inner {
     fn watch_battery(self: &Rc<Self>) {
         let Some(window) = web_sys::window() else { return };
         let navigator = window.navigator();
-        let Some(get_battery) =
-            Reflect::get(&navigator, &"getBattery".into()).ok().and_then(|f| f.dyn_into::<Function>().ok())
-        else {
+        let promise = Reflect::get(&navigator, &"getBattery".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .and_then(|get_battery| get_battery.call0(&navigator).ok())
+            .and_then(|p| p.dyn_into::<Promise>().ok());
+        let Some(promise) = promise else {
+            self.state.borrow_mut().power = Power::Unknown;
             return;
         };
-        let Ok(promise) = get_battery.call0(&navigator).and_then(|p| p.dyn_into::<Promise>()) else { return };
+        self.state.borrow_mut().power = Power::Pending;
         let weak = Rc::downgrade(self);
         wasm_bindgen_futures::spawn_local(async move {
-            let Ok(manager) = wasm_bindgen_futures::JsFuture::from(promise).await else { return };
+            let answer = wasm_bindgen_futures::JsFuture::from(promise).await;
             let Some(inner) = weak.upgrade() else { return };
+            let Ok(manager) = answer else {
+                // Refused (a permissions policy, say): the browser does not say.
+                inner.state.borrow_mut().power = Power::Unknown;
+                inner.evaluate();
+                return;
+            };
             let read = {
                 let manager = manager.clone();
                 move || Battery {
@@ -473,11 +483,11 @@ impl Inner {
                         .unwrap_or(1.0),
                 }
             };
-            inner.state.borrow_mut().battery = Some(read());
+            inner.state.borrow_mut().power = Power::Known(read());
             let weak = Rc::downgrade(&inner);
             let on_change = Closure::<dyn FnMut(JsValue)>::new(move |_| {
                 if let Some(inner) = weak.upgrade() {
-                    inner.state.borrow_mut().battery = Some(read());
+                    inner.state.borrow_mut().power = Power::Known(read());
                     inner.evaluate();
                 }
             });
@@ -557,7 +567,7 @@ impl Inner {
         let now = self.now();
         let today = self.today();
         let limit_ms = (self.options.daily_minutes * 60_000.0) as u64;
-        let (holds_lock, connected, battery, budget_left_ms, has_work) = {
+        let (holds_lock, connected, power, budget_left_ms, has_work) = {
             let mut state = self.state.borrow_mut();
             // Capped: a frozen tab or a clock jump is not time spent mining.
             let elapsed = (now - state.last_tick).clamp(0.0, MAX_CHARGE_MS) as u64;
@@ -581,13 +591,13 @@ impl Inner {
                 None => limit_ms,
             };
             let connected = state.controller.as_ref().is_some_and(Controller::is_open);
-            (holds_lock, connected, state.battery, left, state.job.is_some())
+            (holds_lock, connected, state.power, left, state.job.is_some())
         };
         let facts = Facts {
             holds_tab_lock: holds_lock,
             budget_left_ms,
             save_data: Self::save_data(),
-            battery,
+            power,
             visible: Self::visible(),
             connected,
             has_work,
@@ -898,7 +908,7 @@ impl Inner {
                 let ms = get("ms").as_f64().unwrap_or(0.0);
                 self.state.borrow_mut().busy_ms += get("busy").as_f64().unwrap_or(0.0);
                 if hashes > 0 {
-                    self.with_controller(|c| c.on_hashes(hashes, ms));
+                    self.with_controller(|c| c.on_hashes(index, hashes, ms));
                     if !std::mem::replace(&mut self.state.borrow_mut().hashing, true) {
                         self.emit("hashing", &JsValue::NULL);
                     }

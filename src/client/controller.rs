@@ -206,9 +206,9 @@ impl Controller {
         vec![Command::Send(ClientMessage::More { job: job.to_owned() })]
     }
 
-    /// Workers did `hashes` over `elapsed_ms`.
-    pub fn on_hashes(&mut self, hashes: u64, elapsed_ms: f64) {
-        self.hashrate.add(hashes, elapsed_ms);
+    /// Worker `worker` did `hashes` over `elapsed_ms`.
+    pub fn on_hashes(&mut self, worker: usize, hashes: u64, elapsed_ms: f64) {
+        self.hashrate.add(worker, hashes, elapsed_ms);
         self.hashes = self.hashes.saturating_add(hashes);
     }
 
@@ -251,31 +251,36 @@ impl Controller {
     }
 }
 
-/// Hash rate smoothed with an exponential moving average over about `TAU_MS`.
+/// The client's hash rate: the sum over its workers of each worker's rate, smoothed with an
+/// exponential moving average over about `TAU_MS`. Each worker reports its own hashes over its own
+/// interval; taking one report as the whole client's rate would divide the rate (and multiply the
+/// ETA) by the number of workers.
 #[derive(Debug, Default)]
 struct HashRate {
-    per_second: f64,
-    measured: bool,
+    /// Per worker: its smoothed rate, `None` until its first report.
+    workers: Vec<Option<f64>>,
 }
 
 const TAU_MS: f64 = 5000.0;
 
 impl HashRate {
-    fn add(&mut self, hashes: u64, elapsed_ms: f64) {
+    fn add(&mut self, worker: usize, hashes: u64, elapsed_ms: f64) {
         if elapsed_ms <= 0.0 {
             return;
         }
-        let rate = hashes as f64 * 1000.0 / elapsed_ms;
-        if !self.measured {
-            (self.per_second, self.measured) = (rate, true);
-            return;
+        if self.workers.len() <= worker {
+            self.workers.resize(worker + 1, None);
         }
-        let alpha = 1.0 - (-elapsed_ms / TAU_MS).exp();
-        self.per_second += alpha * (rate - self.per_second);
+        let rate = hashes as f64 * 1000.0 / elapsed_ms;
+        let slot = &mut self.workers[worker];
+        *slot = Some(match *slot {
+            None => rate,
+            Some(smoothed) => smoothed + (1.0 - (-elapsed_ms / TAU_MS).exp()) * (rate - smoothed),
+        });
     }
 
     fn per_second(&self) -> f64 {
-        self.per_second
+        self.workers.iter().flatten().sum()
     }
 }
 
@@ -408,7 +413,7 @@ mod tests {
         assert!(protocol::classify_client_frame(&serde_json::to_string(hello).unwrap()).is_ok());
 
         c.on_message(welcome("tok.1", 0));
-        c.on_hashes(2_000_000, 1000.0);
+        c.on_hashes(0, 2_000_000, 1000.0);
         c.on_disconnected();
         let again = &sent(&c.on_connected())[0];
         assert_eq!(again["resume"], "tok.1");
@@ -506,16 +511,36 @@ mod tests {
             required: Work(1000),
         });
         c.on_message(progress);
-        c.on_hashes(100, 1000.0);
+        c.on_hashes(0, 100, 1000.0);
         assert_eq!(c.hashes(), 100);
         let Some(Event::Progress { eta_s: Some(eta), hashrate, .. }) = c.progress() else { panic!() };
         assert_eq!((hashrate, eta), (100.0, 6.0));
         // A faster device converges toward its rate and the ETA shrinks.
         for _ in 0..30 {
-            c.on_hashes(600, 1000.0);
+            c.on_hashes(0, 600, 1000.0);
         }
         let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
         assert!((1.0..1.1).contains(&eta), "{eta}");
+    }
+
+    #[test]
+    fn the_rate_is_the_sum_over_workers_each_reporting_on_its_own() {
+        let mut c = controller(Some("article"));
+        c.on_message(welcome("t", 0));
+        c.on_message(ServerMessage::Progress(Progress {
+            content: "article".into(),
+            done: Work(0),
+            required: Work(7000),
+        }));
+        // Seven workers of 100 hashes/s, each reporting every 250 ms, interleaved: 700 hashes/s.
+        for _ in 0..40 {
+            for worker in 0..7 {
+                c.on_hashes(worker, 25, 250.0);
+            }
+        }
+        assert!((c.hashrate() - 700.0).abs() < 1e-6, "{}", c.hashrate());
+        let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
+        assert!((eta - 10.0).abs() < 1e-6, "7000 hashes at 700/s: {eta}");
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum PauseReason {
     SaveData,
     /// The device is on battery and the publisher or visitor asked for charging only.
     NotCharging,
+    /// Charging only was asked for, and this browser cannot tell whether the device is charging
+    /// (no Battery API: Firefox, Safari and every iOS webview; or the API refused): the promise
+    /// cannot be kept here, so nothing runs.
+    ChargingUnknown,
     /// The device is on battery and the battery is low.
     LowBattery,
     /// The tab is hidden (another tab, minimised, screen off).
@@ -42,6 +46,17 @@ impl Default for Limits {
     }
 }
 
+/// What the browser says of the device's power.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Power {
+    /// Not known yet: the Battery API was asked and has not answered.
+    #[default]
+    Pending,
+    /// The browser does not say (no Battery API, or it refused): battery rules cannot apply.
+    Unknown,
+    Known(Battery),
+}
+
 /// Battery state from the Battery API.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Battery {
@@ -58,8 +73,7 @@ pub struct Facts {
     /// Milliseconds of today's budget left.
     pub budget_left_ms: u64,
     pub save_data: bool,
-    /// `None` where the Battery API does not exist (then battery rules cannot apply).
-    pub battery: Option<Battery>,
+    pub power: Power,
     pub visible: bool,
     /// The broker session is open.
     pub connected: bool,
@@ -79,13 +93,20 @@ pub fn decide(limits: &Limits, facts: &Facts) -> Result<(), PauseReason> {
     if limits.respect_save_data && facts.save_data {
         return Err(PauseReason::SaveData);
     }
-    if let Some(battery) = facts.battery.filter(|b| !b.charging) {
-        if limits.require_charging {
-            return Err(PauseReason::NotCharging);
+    match facts.power {
+        Power::Known(battery) if !battery.charging => {
+            if limits.require_charging {
+                return Err(PauseReason::NotCharging);
+            }
+            if battery.level < limits.low_battery {
+                return Err(PauseReason::LowBattery);
+            }
         }
-        if battery.level < limits.low_battery {
-            return Err(PauseReason::LowBattery);
-        }
+        Power::Known(_) => {}
+        // Charging only is a promise: not kept on a guess, so it waits for the answer.
+        Power::Pending if limits.require_charging => return Err(PauseReason::NotCharging),
+        Power::Unknown if limits.require_charging => return Err(PauseReason::ChargingUnknown),
+        Power::Pending | Power::Unknown => {}
     }
     if !facts.visible {
         return Err(PauseReason::Hidden);
@@ -115,7 +136,7 @@ mod tests {
             holds_tab_lock: true,
             budget_left_ms: 60_000,
             save_data: false,
-            battery: None,
+            power: Power::Unknown,
             visible: true,
             connected: true,
             has_work: true,
@@ -126,19 +147,19 @@ mod tests {
     fn mines_when_nothing_stands_in_the_way() {
         assert_eq!(decide(&Limits::default(), &mining()), Ok(()));
         let charging_low = Battery { charging: true, level: 0.05 };
-        let facts = Facts { battery: Some(charging_low), ..mining() };
+        let facts = Facts { power: Power::Known(charging_low), ..mining() };
         assert_eq!(decide(&Limits { require_charging: true, ..Limits::default() }, &facts), Ok(()));
     }
 
     #[test]
     fn each_fact_pauses_with_its_reason() {
         let limits = Limits::default();
-        let on_battery = |level| Some(Battery { charging: false, level });
+        let on_battery = |level| Power::Known(Battery { charging: false, level });
         let cases = [
             (Facts { holds_tab_lock: false, ..mining() }, PauseReason::OtherTab),
             (Facts { budget_left_ms: 0, ..mining() }, PauseReason::Budget),
             (Facts { save_data: true, ..mining() }, PauseReason::SaveData),
-            (Facts { battery: on_battery(0.1), ..mining() }, PauseReason::LowBattery),
+            (Facts { power: on_battery(0.1), ..mining() }, PauseReason::LowBattery),
             (Facts { visible: false, ..mining() }, PauseReason::Hidden),
             (Facts { connected: false, ..mining() }, PauseReason::Offline),
             (Facts { has_work: false, ..mining() }, PauseReason::NoWork),
@@ -147,11 +168,16 @@ mod tests {
             assert_eq!(decide(&limits, &facts), Err(reason), "{facts:?}");
         }
         let charging_only = Limits { require_charging: true, ..limits };
-        let facts = Facts { battery: on_battery(0.9), ..mining() };
+        let facts = Facts { power: on_battery(0.9), ..mining() };
         assert_eq!(decide(&charging_only, &facts), Err(PauseReason::NotCharging));
         assert_eq!(decide(&limits, &facts), Ok(()), "a full battery is fine without require_charging");
-        // Without the Battery API, battery rules cannot apply.
-        assert_eq!(decide(&charging_only, &mining()), Ok(()));
+        // Without the Battery API the low-battery rule cannot apply, and charging only cannot be
+        // promised: nothing runs (Firefox and WebKit mined "only while charging" before).
+        assert_eq!(decide(&limits, &mining()), Ok(()));
+        assert_eq!(decide(&charging_only, &mining()), Err(PauseReason::ChargingUnknown));
+        let pending = Facts { power: Power::Pending, ..mining() };
+        assert_eq!(decide(&limits, &pending), Ok(()));
+        assert_eq!(decide(&charging_only, &pending), Err(PauseReason::NotCharging), "waits for the answer");
         let ignore_save_data = Limits { respect_save_data: false, ..limits };
         assert_eq!(decide(&ignore_save_data, &Facts { save_data: true, ..mining() }), Ok(()));
     }
@@ -162,7 +188,7 @@ mod tests {
             holds_tab_lock: false,
             budget_left_ms: 0,
             save_data: true,
-            battery: Some(Battery { charging: false, level: 0.0 }),
+            power: Power::Known(Battery { charging: false, level: 0.0 }),
             visible: false,
             connected: false,
             has_work: false,
@@ -173,7 +199,7 @@ mod tests {
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Budget));
         let facts = Facts { budget_left_ms: 1, save_data: false, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::LowBattery));
-        let facts = Facts { battery: None, ..facts };
+        let facts = Facts { power: Power::Unknown, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Hidden));
         let facts = Facts { visible: true, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Offline), "offline before no work");

@@ -205,18 +205,18 @@ export const activeWorkers = (page) => page.workers().length;
 export const submitsAfter = (page, time) =>
   page.log.framesSent.filter((f) => f.at > time && f.payload.includes('"submit"')).length;
 
+/** The flags Debian's Chromium needs on this machine (headless, no network beyond loopback). */
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /** Debian's Chromium with the flags this machine needs. */
 export function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
 }

@@ -309,6 +309,62 @@ const scenarios = {
     await context.close();
   },
 
+  async 'with seven workers the shown rate is the sum over them, not one worker\'s'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    // An 8-thread device (this box has 2 cores): the SDK runs 7 workers, which share the cores.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setHardwareConcurrencyOverride', { hardwareConcurrency: 8 });
+    // A quota that does not unlock (and stop) while the rate is measured.
+    await page.evaluate(() => void MinePass.start({ content: 'long-read' }));
+    await allow(page);
+    await until(async () => (await page.evaluate(() => MinePass.hashrate)) > 0, 30_000, 'a measured rate');
+    assert(activeWorkers(page) === 7, `workers: ${activeWorkers(page)}`);
+    await sleep(3000); // every worker has reported a few times
+    const before = await page.evaluate(() => [MinePass.hashes, performance.now()]);
+    await sleep(5000);
+    const [hashes, at, shown] = await page.evaluate(() => [MinePass.hashes, performance.now(), MinePass.hashrate]);
+    const counted = ((hashes - before[0]) * 1000) / (at - before[1]);
+    // Counting one worker's report as the client's rate showed a seventh of this.
+    const ratio = shown / counted;
+    assert(ratio > 0.6 && ratio < 1.6, `shown ${shown.toFixed(0)} H/s, counted ${counted.toFixed(0)} H/s`);
+    await context.close();
+  },
+
+  async 'charging only is promised only where the browser reports charging'({ browser, broker }) {
+    // Firefox, Safari and every iOS webview have no Battery API: as there, it is gone here.
+    const context = await browser.newContext();
+    await context.addInitScript(() => delete Navigator.prototype.getBattery);
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await page.evaluate(() => MinePass.init({ requireCharging: true }));
+    await gateButton(page).click();
+    const status = page.locator('minepass-gate .status');
+    await until(async () => /cannot tell whether it is/.test(await status.textContent()), 5000, 'the gate says why');
+    assert((await page.locator('[data-minepass="consent"]').count()) === 0, 'a dialog promised what it cannot keep');
+    const [error] = await page.events('error');
+    assert(error?.detail.code === 'charging_unknown', `error event: ${JSON.stringify(error?.detail)}`);
+    assert(!page.log.requests.some((u) => u.endsWith('.wasm')), 'wasm fetched');
+    assert(activeWorkers(page) === 0 && page.log.sockets.length === 0, 'something started anyway');
+    await context.close();
+    // Where the browser reports it (Chromium), the dialog makes the promise, and keeps it: on battery
+    // it waits for the charger.
+    const charged = await browser.newContext();
+    await charged.addInitScript(() => {
+      const battery = Object.assign(new EventTarget(), { charging: false, level: 0.9 });
+      Navigator.prototype.getBattery = () => Promise.resolve(battery);
+    });
+    const second = await openPage(charged, `${broker.url}/demo/`);
+    await second.evaluate(() => MinePass.init({ requireCharging: true }));
+    await gateButton(second).click();
+    const dialog = await consentDialog(second);
+    const text = await dialog.textContent();
+    assert(/only while charging/.test(text), `the dialog: ${text}`);
+    await allow(second);
+    await until(async () => (await second.events('pause')).some((e) => e.detail.reason === 'not-charging'), 20_000, 'paused for the charger');
+    assert((await second.evaluate(() => MinePass.hashes)) === 0, 'hashed on battery');
+    await charged.close();
+  },
+
   async 'without wasm SIMD the plain build mines and unlocks'({ browser, broker }) {
     const context = await browser.newContext();
     // A browser whose WebAssembly has no SIMD: the probe module fails validation.

@@ -152,6 +152,39 @@ pub fn ensure_chromium() -> Result<()> {
     apt_install(&["chromium", "chromium-driver"])
 }
 
+/// The other two engines a visitor's browser or webview runs, with their WebDriver servers: Debian's
+/// Firefox ESR with geckodriver (built by cargo: Mozilla's binaries are a download) and WebKitGTK's
+/// MiniBrowser with WebKitWebDriver, under Xvfb (`tests/e2e/webdriver.mjs` starts both).
+pub fn ensure_engines() -> Result<()> {
+    ensure_chromium()?;
+    let packages: Vec<&str> = [
+        ("/usr/bin/firefox-esr", "firefox-esr"),
+        ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
+        ("/usr/bin/Xvfb", "xvfb"),
+    ]
+    .into_iter()
+    .filter(|(path, _)| !Path::new(path).exists())
+    .map(|(_, package)| package)
+    .collect();
+    if !packages.is_empty() {
+        apt_install(&packages)?;
+    }
+    if output(&geckodriver()?.to_string_lossy(), &["--version"]).is_none() {
+        exec(cargo().args(["install", "geckodriver", "--locked", "--debug"]))
+            .context("install it with `cargo install geckodriver`")?;
+    }
+    Ok(())
+}
+
+/// Where `cargo install` puts geckodriver.
+pub fn geckodriver() -> Result<std::path::PathBuf> {
+    let cargo_home = match std::env::var_os("CARGO_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cargo"),
+    };
+    Ok(cargo_home.join("bin/geckodriver"))
+}
+
 /// The npm packages in `package.json` (wasm-opt from binaryen; browser automation), installed into
 /// `node_modules/` when missing or when `package-lock.json` changed since the last install.
 pub fn ensure_npm_packages() -> Result<()> {
@@ -184,8 +217,6 @@ pub fn ensure_kit_runtimes() -> Result<()> {
     Ok(())
 }
 
-/// wasm-opt from the npm `binaryen` package (Debian's binaryen 108 corrupts wasm-bindgen's externref
-/// table export); `None` with a warning if npm is unavailable, since the build works without it.
 /// PostgreSQL (Debian's `postgresql`, 15): the broker suites' second backend. The tests start and
 /// stop their own throwaway clusters (`broker/tests/common/postgres.rs`); only the binaries and the
 /// `postgres` system user the package creates are needed.
@@ -206,6 +237,8 @@ pub fn ensure_haproxy() -> Result<()> {
     }
 }
 
+/// wasm-opt from the npm `binaryen` package (Debian's binaryen 108 corrupts wasm-bindgen's externref
+/// table export); `None` with a warning if npm is unavailable, since the build works without it.
 pub fn wasm_opt() -> Option<&'static str> {
     match ensure_npm_packages() {
         Ok(()) => Some("node_modules/.bin/wasm-opt"),

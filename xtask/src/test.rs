@@ -11,9 +11,11 @@
 //!    first pass;
 //! 3. the wasm builds (they must link and bind);
 //! 4. the crate's tests in headless Chromium with `wasm-pack test --headless --chrome`, once per kernel
-//!    build, each asserting it really runs the kernel it was built for;
+//!    build, each asserting it really runs the kernel it was built for, and the simd build's in
+//!    headless Firefox ESR (`--firefox`, geckodriver);
 //! 5. the SDK end to end: `tests/e2e/sdk.mjs` drives Debian's Chromium (playwright-core) against the
-//!    real broker binary.
+//!    real broker binary; `tests/e2e/engines.mjs` runs the core scenarios in Chromium, Firefox ESR
+//!    and WebKitGTK, each through its own WebDriver server.
 
 use std::process::Command;
 
@@ -62,7 +64,7 @@ pub fn run() -> Result<()> {
     crate::build::run()?;
     setup::ensure_wasm_bindgen()?;
     setup::ensure_wasm_pack()?;
-    setup::ensure_chromium()?;
+    setup::ensure_engines()?;
     for flavour in &FLAVOURS {
         let kernel = if flavour.name == "simd" { "simd128" } else { "scalar" };
         tally.exec(
@@ -74,12 +76,29 @@ pub fn run() -> Result<()> {
                 .env("MINEPASS_EXPECT_KERNEL", kernel),
         )?;
     }
+    // The same tests in Gecko, for the simd build (the plain kernel is the same code).
+    let simd = &FLAVOURS[0];
+    tally.exec(
+        Command::new("wasm-pack")
+            .args(["test", "--headless", "--firefox"])
+            .env("GECKODRIVER", setup::geckodriver()?)
+            .env("CARGO_TARGET_DIR", simd.target_dir)
+            .env("RUSTFLAGS", simd.rustflags)
+            .env("MINEPASS_EXPECT_KERNEL", "simd128"),
+    )?;
     exec(cargo().args(["build", "--package", "minepass-broker", "--bin", "minepass-broker"]))?;
     tally.exec(
         Command::new("node")
             .arg("tests/e2e/sdk.mjs")
             .env("MINEPASS_BROKER", "target/debug/minepass-broker")
             .env("MINEPASS_CHROMIUM", setup::CHROMIUM),
+    )?;
+    tally.exec(
+        Command::new("node")
+            .arg("tests/e2e/engines.mjs")
+            .env("MINEPASS_BROKER", "target/debug/minepass-broker")
+            .env("MINEPASS_CHROMIUM", setup::CHROMIUM)
+            .env("GECKODRIVER", setup::geckodriver()?),
     )?;
     // The plain closing line CI reads, over every runner above.
     println!("cargo xtask test: {} passed, {} failed", tally.passed, tally.failed);
