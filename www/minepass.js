@@ -38,6 +38,7 @@
       sealedFailed: 'The unlocked part could not be opened here. Reload the page to try again.',
       unavailable: 'Your browser cannot run the computation (WebAssembly is disabled, for example in Lockdown Mode).',
       chargingUnknown: 'This site computes only while your device is charging, and this browser cannot tell whether it is. Nothing runs here.',
+      offline: 'You are offline: computing needs a connection to the site. It can start once you are back online.',
       declined: 'You declined. Nothing runs.',
       bar: (rate) => `Computing for this site${rate ? ` · ${rate}` : ''}`,
       credits: 'credits',
@@ -78,6 +79,7 @@
       sealedFailed: 'Der freigeschaltete Teil konnte hier nicht geöffnet werden. Laden Sie die Seite neu.',
       unavailable: 'Ihr Browser kann die Berechnung nicht ausführen (WebAssembly ist deaktiviert, z. B. im Blockierungsmodus).',
       chargingUnknown: 'Diese Seite rechnet nur, während Ihr Gerät lädt, und dieser Browser kann das nicht feststellen. Hier läuft nichts.',
+      offline: 'Sie sind offline: Das Rechnen braucht eine Verbindung zur Seite. Es kann beginnen, sobald Sie wieder online sind.',
       declined: 'Sie haben abgelehnt. Es läuft nichts.',
       bar: (rate) => `Rechne für diese Seite${rate ? ` · ${rate}` : ''}`,
       credits: 'Guthaben',
@@ -505,6 +507,11 @@
         emit('error', { code: refused, message: cannotRunMessage(refused), fatal: true });
         return false;
       }
+      // Offline (an installed app opened without a network): nothing to ask for yet.
+      if (navigator.onLine === false && !client) {
+        emit('error', { code: 'offline', message: t().offline, fatal: false });
+        return false;
+      }
       if (!currentConsent()) {
         const yes = await askConsent();
         emit('consent', { given: yes });
@@ -547,6 +554,25 @@
     },
   };
   window.MinePass = MinePass;
+
+  // Page lifecycle: a page that is frozen (Chromium's Page Lifecycle), put in the back/forward cache
+  // or left stops cleanly (workers ended, socket closed) and starts again when it comes back, if the
+  // consent still holds. A hidden tab only pauses (the client's policy); these stop.
+  let resumeOnReturn = false;
+  const suspend = () => {
+    if (!client) return;
+    resumeOnReturn = true;
+    MinePass.stop();
+  };
+  const comeBack = () => {
+    if (!resumeOnReturn) return;
+    resumeOnReturn = false;
+    if (currentConsent()) MinePass.start();
+  };
+  document.addEventListener('freeze', suspend);
+  document.addEventListener('resume', comeBack);
+  addEventListener('pagehide', suspend);
+  addEventListener('pageshow', (event) => event.persisted && comeBack());
 
   // Revocation in another tab stops this one too.
   addEventListener('storage', (event) => {
@@ -594,6 +620,10 @@
         });
       });
       if (cannotRun()) this.showUnavailable(cannotRun());
+      this.onLine = () => this.showConnection();
+      addEventListener('online', this.onLine);
+      addEventListener('offline', this.onLine);
+      this.showConnection();
       this.handler = (type, detail) => this.onEvent(type, detail);
       MinePass.on('*', this.handler);
       // Consent already given (an earlier visit): resume without asking.
@@ -601,6 +631,16 @@
     }
     disconnectedCallback() {
       MinePass.off('*', this.handler);
+      removeEventListener('online', this.onLine);
+      removeEventListener('offline', this.onLine);
+    }
+    // Offline and not yet computing: the button waits for the network, and says so.
+    showConnection() {
+      if (this.unlocked || MinePass.running || cannotRun()) return;
+      const offline = navigator.onLine === false;
+      this.button.disabled = offline;
+      if (offline) this.status.textContent = t().offline;
+      else if (this.status.textContent === t().offline) this.status.textContent = '';
     }
     showUnavailable(code) {
       this.button.hidden = true;
@@ -649,6 +689,8 @@
         this.status.textContent = '';
       } else if (type === 'error' && (detail.code === 'wasm_unavailable' || detail.code === 'charging_unknown')) {
         this.showUnavailable(detail.code);
+      } else if (type === 'error' && detail.code === 'offline' && !this.unlocked) {
+        this.showConnection();
       } else if (type === 'error' && detail.fatal && !this.unlocked) {
         this.status.textContent = detail.message || detail.code;
       }

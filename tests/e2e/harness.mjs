@@ -220,3 +220,8 @@ export const CHROMIUM_FLAGS = [
 export function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
 }
+
+/** The same with a real (non-incognito) profile in `dir`: a browser context of its own. */
+export function launchPersistent(dir) {
+  return chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+}

@@ -5,7 +5,9 @@
 //
 // Each scenario prints `ok`/`not ok`; the last line is `test result: …` like cargo's. Screenshots go to
 // docs/screenshots/.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
@@ -15,6 +17,7 @@ import {
   consentDialog,
   gateButton,
   launchBrowser,
+  launchPersistent,
   metric,
   openPage,
   openPages,
@@ -203,6 +206,72 @@ const scenarios = {
     await until(async () => (await page.events('start')).some((e) => e.at >= visibleAt), 3000, 'resume');
     await until(async () => (await page.events('share')).some((e) => e.at > visibleAt), 30_000, 'shares again');
     await context.close();
+  },
+
+  async 'a frozen page stops its workers and session, and comes back mining'({ browser, broker }) {
+    const context = await browser.newContext();
+    const page = await openPage(context, `${broker.url}/demo/`);
+    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
+    await allow(page);
+    await started;
+    await until(async () => (await page.events('share')).length >= 1, 30_000, 'a share');
+    // What Chromium does to a page in the background: hidden, then the Page Lifecycle API's freeze
+    // (later resume). Headless Chromium neither hides nor freezes a page (CDP's setWebLifecycleState
+    // is a no-op on a visible one), so the test makes the page hidden and fires the events the
+    // browser fires.
+    const lifecycle = (hidden, event) =>
+      page.evaluate(([hidden, event]) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+        if (hidden) document.dispatchEvent(new Event('visibilitychange'));
+        document.dispatchEvent(new Event(event));
+        if (!hidden) document.dispatchEvent(new Event('visibilitychange'));
+      }, [hidden, event]);
+    await lifecycle(true, 'freeze');
+    const frozenAt = Date.now();
+    await until(() => activeWorkers(page) === 0, 2000, 'the workers ended');
+    await until(async () => (await metric(broker, 'minepass_connections_open')) === 0, 3000, 'the session closed');
+    await sleep(1500);
+    assert(submitsAfter(page, frozenAt) === 0, 'shares were sent while frozen');
+    await lifecycle(false, 'resume');
+    await until(async () => (await page.events('open')).length >= 2, 20_000, 'a new session after the resume');
+    await until(async () => (await page.events('share')).some((e) => e.at > frozenAt), 30_000, 'shares again');
+    assert(activeWorkers(page) > 0, 'no worker after the resume');
+    await context.close();
+  },
+
+  async 'the demo is an installable app whose shell opens offline and says computing needs a connection'({ broker }) {
+    // A real profile: Chromium does not install apps from incognito contexts (newContext's kind).
+    const profile = mkdtempSync(join(tmpdir(), 'minepass-pwa-'));
+    const context = await launchPersistent(profile);
+    const page = await openPage(context, `${broker.url}/demo/`);
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    const cdp = await context.newCDPSession(page);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert(installabilityErrors.length === 0, `installability: ${JSON.stringify(installabilityErrors)}`);
+    const manifest = await cdp.send('Page.getAppManifest');
+    assert(manifest.errors.length === 0, `manifest: ${JSON.stringify(manifest.errors)}`);
+    // Detached: a DevTools session of our own on the page stops the offline emulation reaching it.
+    await cdp.detach();
+    // The precache holds the shell and the SDK's loader, never the computing code (consent first).
+    const cached = await page.evaluate(async () => {
+      const names = await caches.keys();
+      const cache = await caches.open(names.find((n) => n.startsWith('minepass-demo-')));
+      return (await cache.keys()).map((r) => new URL(r.url).pathname);
+    });
+    assert(cached.includes('/demo/') && cached.includes('/minepass.js'), `cached: ${cached}`);
+    assert(!cached.some((p) => /\.wasm$|^\/pkg\/|worker\.js$/.test(p)), `computing code cached: ${cached}`);
+    // Offline, the shell opens from the cache and the gate says why it cannot start yet.
+    await context.setOffline(true);
+    await page.reload();
+    const status = page.locator('minepass-gate .status');
+    await until(async () => /You are offline/.test(await status.textContent()), 5000, 'the offline notice');
+    assert(await gateButton(page).isDisabled(), 'the unlock button is offered offline');
+    assert((await page.locator('h1').textContent()).includes('computing'), 'the article shell is there');
+    await context.setOffline(false);
+    await until(async () => !(await gateButton(page).isDisabled()), 5000, 'the button back online');
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
   },
 
   async 'a spent daily budget pauses mining until the next day (injected clock)'({ browser, broker }) {
