@@ -23,7 +23,7 @@
         `this page is open and visible. The results may also be used to mine cryptocurrency that pays ` +
         `the publisher. It uses CPU and battery and can make your device warm.`,
       limits: (o) =>
-        `At most ${o.minutes} minutes a day, on ${o.threads} of your ${o.cores} processor threads` +
+        `At most ${o.minutes} minutes a day, on at most ${o.threads} processor ${o.threads === 1 ? 'thread' : 'threads'} (fewer if your device gains nothing from more)` +
         `${o.throttle ? `, resting ${Math.round(o.throttle * 100)}% of the time` : ''}` +
         `${o.charging ? ', only while charging' : ''}. It pauses when you switch tabs.`,
       reward: (o) => `In return: ${o.reward}.`,
@@ -64,7 +64,7 @@
         `nutzen, solange diese Seite geöffnet und sichtbar ist. Die Ergebnisse können auch zum Schürfen ` +
         `von Kryptowährung für den Anbieter dienen. Das beansprucht Prozessor und Akku und kann Ihr Gerät erwärmen.`,
       limits: (o) =>
-        `Höchstens ${o.minutes} Minuten am Tag, auf ${o.threads} von ${o.cores} Prozessor-Threads` +
+        `Höchstens ${o.minutes} Minuten am Tag, auf höchstens ${o.threads} Prozessor-Threads (weniger, wenn Ihr Gerät von mehr nichts hat)` +
         `${o.throttle ? `, mit ${Math.round(o.throttle * 100)} % Pausen` : ''}` +
         `${o.charging ? ', nur beim Laden' : ''}. Beim Wechsel des Tabs wird pausiert.`,
       reward: (o) => `Dafür erhalten Sie: ${o.reward}.`,
@@ -264,7 +264,6 @@
         name: options.name,
         minutes: options.dailyMinutes,
         threads: threads(),
-        cores: cores(),
         throttle: options.throttle,
         charging: options.requireCharging,
         reward: options.reward || s.defaultReward,
@@ -372,7 +371,8 @@
       requireCharging: options.requireCharging,
       respectSaveData: options.respectSaveData,
     };
-    if (options.threads !== undefined) clientOptions.threads = options.threads;
+    // The number the dialog promised is the client's ceiling: one source for it.
+    clientOptions.threads = threads();
     const made = new glue.Client(clientOptions, onClientEvent, options.clock ? () => options.clock() : undefined);
     made.build = build;
     return made;

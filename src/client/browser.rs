@@ -16,6 +16,7 @@ use super::backoff::Backoff;
 use super::budget::{DailyBudget, local_day};
 use super::controller::{Command, Controller, Event, Identity, nonce_ranges};
 use super::policy::{self, Battery, Facts, Limits, PauseReason, Power};
+use super::scaling::Scaling;
 use crate::protocol::{self, ClientMessage, Consent, Frame, FrameKey, FrameProgress, ServerMessage};
 
 /// `MinePass.init` options as the loader passes them (camelCase, like the JS API).
@@ -190,8 +191,10 @@ struct Inner {
     state: RefCell<State>,
 }
 
+/// One part of the nonce space and the worker searching it, if it runs (the scaling probe decides
+/// how many do).
 struct WorkerSlot {
-    worker: Worker,
+    worker: Option<RunningWorker>,
     ready: bool,
     /// Nonce positions of the current job: next to search and end (exclusive).
     cursor: u64,
@@ -199,7 +202,18 @@ struct WorkerSlot {
     /// The run (see worker.js) whose reports count; 0 when idle.
     run: u32,
     exhausted: bool,
+}
+
+struct RunningWorker {
+    worker: Worker,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl WorkerSlot {
+    /// Done with the current job: searched its whole part, or not running.
+    fn finished(&self) -> bool {
+        self.worker.is_none() || self.exhausted
+    }
 }
 
 #[derive(Default)]
@@ -234,6 +248,8 @@ struct State {
     busy_ms: f64,
     /// Revoked or refused for good: nothing more happens.
     stopped: bool,
+    /// How many workers run: measured, up to `threads`.
+    scaling: Scaling,
 }
 
 #[wasm_bindgen]
@@ -264,6 +280,7 @@ impl Client {
             controller: Some(Controller::new(identity)),
             backoff: Some(Backoff::new(1000, 60_000)),
             lease_owner: format!("{:x}", (js_sys::Math::random() * 2f64.powi(52)) as u64),
+            scaling: Scaling::new(threads),
             ..State::default()
         };
         let inner = Rc::new(Inner { options, limits, threads, on_event, clock, state: RefCell::new(state) });
@@ -535,6 +552,19 @@ impl Inner {
         if self.state.borrow().uses_lease {
             self.renew_lease();
         }
+        // The scaling probe measures real time (the injected clock is the visitor's calendar).
+        let (scaled, newly_settled) = {
+            let mut state = self.state.borrow_mut();
+            let hashes = state.controller.as_ref().map_or(0, Controller::hashes);
+            let was_settled = state.scaling.settled();
+            let scaled = if state.mining { state.scaling.observe(js_sys::Date::now(), hashes) } else { None };
+            (scaled, !was_settled && state.scaling.settled())
+        };
+        match scaled {
+            Some(count) => self.set_active_workers(count),
+            None if newly_settled => self.emit_workers(),
+            None => {}
+        }
         let now = self.now();
         let ping = {
             let mut state = self.state.borrow_mut();
@@ -794,41 +824,80 @@ impl Inner {
         if !self.state.borrow().workers.is_empty() {
             return;
         }
-        let ranges = nonce_ranges(self.threads);
-        let options = WorkerOptions::new();
-        options.set_type(WorkerType::Module);
-        let mut slots = Vec::new();
-        for (index, (start, end)) in ranges.into_iter().enumerate() {
-            let Ok(worker) = Worker::new_with_options(&self.options.worker_url, &options) else {
-                self.emit_event(&Event::Error {
-                    code: "worker_failed".into(),
-                    message: "a web worker could not be started".into(),
-                    fatal: false,
-                });
-                continue;
-            };
-            let weak = Rc::downgrade(self);
-            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.on_worker_message(index, &event.data());
-                }
-            });
-            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-            let init = js_sys::Object::new();
-            let _ = Reflect::set(&init, &"type".into(), &"init".into());
-            let _ = Reflect::set(&init, &"build".into(), &self.options.build.as_str().into());
-            let _ = worker.post_message(&init);
-            slots.push(WorkerSlot {
-                worker,
+        let slots = nonce_ranges(self.threads)
+            .into_iter()
+            .map(|(start, end)| WorkerSlot {
+                worker: None,
                 ready: false,
                 cursor: u64::from(start),
                 end,
                 run: 0,
                 exhausted: false,
-                _on_message: on_message,
-            });
-        }
+            })
+            .collect();
         self.state.borrow_mut().workers = slots;
+        let active = self.state.borrow().scaling.active();
+        self.set_active_workers(active);
+    }
+
+    /// Runs workers in the first `count` slots and ends the others' (their parts of the current job
+    /// go unsearched: the next job splits the space again).
+    fn set_active_workers(self: &Rc<Self>, count: u32) {
+        let slots = self.state.borrow().workers.len();
+        for index in 0..slots {
+            let running = self.state.borrow().workers[index].worker.is_some();
+            if index < count as usize && !running {
+                self.start_worker(index);
+            } else if index >= count as usize && running {
+                let mut state = self.state.borrow_mut();
+                let slot = &mut state.workers[index];
+                if let Some(running) = slot.worker.take() {
+                    running.worker.terminate();
+                }
+                (slot.ready, slot.run) = (false, 0);
+            }
+        }
+        self.with_controller(|c| c.on_worker_count(count as usize));
+        self.emit_workers();
+    }
+
+    /// The `workers` event: how many run, the ceiling, and whether the probe has settled.
+    fn emit_workers(&self) {
+        let (count, settled) = {
+            let state = self.state.borrow();
+            (state.scaling.active(), state.scaling.settled())
+        };
+        let detail = js_sys::Object::new();
+        let _ = Reflect::set(&detail, &"count".into(), &count.into());
+        let _ = Reflect::set(&detail, &"max".into(), &self.threads.into());
+        let _ = Reflect::set(&detail, &"settled".into(), &settled.into());
+        self.emit("workers", &detail);
+    }
+
+    fn start_worker(self: &Rc<Self>, index: usize) {
+        let options = WorkerOptions::new();
+        options.set_type(WorkerType::Module);
+        let Ok(worker) = Worker::new_with_options(&self.options.worker_url, &options) else {
+            self.emit_event(&Event::Error {
+                code: "worker_failed".into(),
+                message: "a web worker could not be started".into(),
+                fatal: false,
+            });
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_worker_message(index, &event.data());
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let init = js_sys::Object::new();
+        let _ = Reflect::set(&init, &"type".into(), &"init".into());
+        let _ = Reflect::set(&init, &"build".into(), &self.options.build.as_str().into());
+        let _ = worker.post_message(&init);
+        self.state.borrow_mut().workers[index].worker =
+            Some(RunningWorker { worker, _on_message: on_message });
     }
 
     /// Sends every ready, idle worker its part of the current job.
@@ -865,7 +934,9 @@ impl Inner {
         set("start", (slot.cursor as f64).into());
         set("end", (slot.end as f64).into());
         set("throttle", self.options.throttle.into());
-        let _ = slot.worker.post_message(&message);
+        if let Some(running) = &slot.worker {
+            let _ = running.worker.post_message(&message);
+        }
     }
 
     fn pause_workers(&self) {
@@ -875,9 +946,11 @@ impl Inner {
         }
         let stop = js_sys::Object::new();
         let _ = Reflect::set(&stop, &"type".into(), &"stop".into());
+        state.scaling.paused();
         for slot in &mut state.workers {
             slot.run = 0;
-            let _ = slot.worker.post_message(&stop);
+            let Some(running) = &slot.worker else { continue };
+            let _ = running.worker.post_message(&stop);
         }
     }
 
@@ -928,7 +1001,7 @@ impl Inner {
                     current
                 };
                 if current && kind == "done" {
-                    let all_done = self.state.borrow().workers.iter().all(|s| s.exhausted);
+                    let all_done = self.state.borrow().workers.iter().all(WorkerSlot::finished);
                     if all_done {
                         let commands = self.with_controller(|c| c.on_exhausted(&job));
                         self.perform(commands);
@@ -956,8 +1029,8 @@ impl Inner {
             state.reconnect = None;
             (std::mem::take(&mut state.workers), std::mem::take(&mut state.document_handlers))
         };
-        for slot in &workers {
-            slot.worker.terminate();
+        for running in workers.iter().filter_map(|slot| slot.worker.as_ref()) {
+            running.worker.terminate();
         }
         self.close_socket();
         self.release_tab_lock();

@@ -212,6 +212,11 @@ impl Controller {
         self.hashes = self.hashes.saturating_add(hashes);
     }
 
+    /// The client now runs `count` workers: the rate is the sum over those.
+    pub fn on_worker_count(&mut self, count: usize) {
+        self.hashrate.keep_workers(count);
+    }
+
     /// Every hash done since the client started.
     pub fn hashes(&self) -> u64 {
         self.hashes
@@ -277,6 +282,11 @@ impl HashRate {
             None => rate,
             Some(smoothed) => smoothed + (1.0 - (-elapsed_ms / TAU_MS).exp()) * (rate - smoothed),
         });
+    }
+
+    /// Forgets the workers from `count` on (the client runs fewer now).
+    fn keep_workers(&mut self, count: usize) {
+        self.workers.truncate(count);
     }
 
     fn per_second(&self) -> f64 {
@@ -541,6 +551,9 @@ mod tests {
         assert!((c.hashrate() - 700.0).abs() < 1e-6, "{}", c.hashrate());
         let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
         assert!((eta - 10.0).abs() < 1e-6, "7000 hashes at 700/s: {eta}");
+        // The scaling probe took workers back: the rate counts only those still running.
+        c.on_worker_count(2);
+        assert!((c.hashrate() - 200.0).abs() < 1e-6, "{}", c.hashrate());
     }
 
     #[test]

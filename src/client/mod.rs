@@ -4,6 +4,7 @@
 //! - [`budget`]: the daily mining budget and its local-day accounting.
 //! - [`backoff`]: reconnect delays with jitter.
 //! - [`controller`]: the broker protocol as a pure state machine (frames in, commands out).
+//! - [`scaling`]: how many workers the device really sustains, measured (not `hardwareConcurrency`).
 //! - `browser` (wasm32 with the `client` feature): performs the commands with web-sys: the WebSocket, the workers, storage,
 //!   the tab lock, visibility and battery.
 //!
@@ -17,6 +18,7 @@ pub mod backoff;
 pub mod budget;
 pub mod controller;
 pub mod policy;
+pub mod scaling;
 
 #[cfg(all(target_arch = "wasm32", feature = "client"))]
 mod browser;
