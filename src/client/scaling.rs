@@ -2,14 +2,21 @@
 //! reports a fixed 4 on a 2-core machine; phones count slow cores like fast ones; another app may
 //! hold the CPU), so the client measures: it starts one worker and adds one at a time while each
 //! addition raises the total hash rate by at least half of what one worker did; the first addition
-//! that does not is taken back, and the count settles for the session. A pause restarts the
-//! window being measured, never the count already earned.
+//! that does not is taken back, and the count settles for the session. A rate counts only once two
+//! consecutive windows agree: engines tier a kernel up at their own pace (JavaScriptCore takes
+//! seconds, and longer with its cores shared), and a window that still holds a warm-up would make
+//! the next addition look like a gain. A pause restarts the window being measured, never the count
+//! already earned.
 
 /// Time a new worker count runs before it is measured: workers start, compile the kernel and warm
 /// up (V8 has no on-stack replacement for wasm).
 pub const WARMUP_MS: f64 = 1500.0;
-/// How long a worker count is measured.
-pub const WINDOW_MS: f64 = 2500.0;
+/// One measuring window; a count is measured until two consecutive windows agree.
+pub const WINDOW_MS: f64 = 2000.0;
+/// Two windows agree when they differ by at most this share of the later one.
+pub const STABLE: f64 = 0.1;
+/// Windows after which a count that never steadies is taken as measured (the later window counts).
+pub const MAX_WINDOWS: u32 = 6;
 /// An added worker stays if the total rises by at least this share of one worker's rate.
 pub const MIN_GAIN: f64 = 0.5;
 
@@ -19,10 +26,12 @@ enum Phase {
     WarmingUp {
         since_ms: f64,
     },
-    /// Hashes counted from this (time, total).
+    /// Hashes counted from this (time, total); the previous window's rate, and how many windows.
     Measuring {
         from_ms: f64,
         from_hashes: u64,
+        previous: Option<f64>,
+        windows: u32,
     },
     Settled,
 }
@@ -79,17 +88,32 @@ impl Scaling {
             }
             Some(Phase::WarmingUp { since_ms }) => {
                 if now_ms - since_ms >= WARMUP_MS {
-                    self.phase = Some(Phase::Measuring { from_ms: now_ms, from_hashes: hashes });
+                    self.phase = Some(Phase::Measuring {
+                        from_ms: now_ms,
+                        from_hashes: hashes,
+                        previous: None,
+                        windows: 0,
+                    });
                 }
                 None
             }
-            Some(Phase::Measuring { from_ms, from_hashes }) => {
+            Some(Phase::Measuring { from_ms, from_hashes, previous, windows }) => {
                 let elapsed = now_ms - from_ms;
                 if elapsed < WINDOW_MS {
                     return None;
                 }
                 let rate = hashes.saturating_sub(from_hashes) as f64 * 1000.0 / elapsed;
-                Some(self.decide(now_ms, rate)).flatten()
+                let steady = previous.is_some_and(|before| (rate - before).abs() <= STABLE * rate);
+                if !steady && windows + 1 < MAX_WINDOWS {
+                    self.phase = Some(Phase::Measuring {
+                        from_ms: now_ms,
+                        from_hashes: hashes,
+                        previous: Some(rate),
+                        windows: windows + 1,
+                    });
+                    return None;
+                }
+                self.decide(now_ms, rate)
             }
         }
     }
@@ -152,6 +176,30 @@ mod tests {
         // As many as promised, and no more, when every one counts.
         assert_eq!(settle(3, |n| f64::from(n) * 1e6), (3, vec![1, 2, 3]));
         assert_eq!(settle(1, |_| 1e6), (1, vec![1]));
+    }
+
+    #[test]
+    fn a_disturbed_window_is_not_mistaken_for_the_rate() {
+        // Two cores. While two workers are first measured, something else takes 40 % of the CPU for
+        // 3 s (another tab, JavaScriptCore still tiering up): a single window would set the baseline
+        // at 1.2 MH/s, and the third worker's undisturbed 2 MH/s would look like a gain.
+        let mut scaling = Scaling::new(3);
+        let (mut now, mut hashes, mut changed_at) = (0.0, 0.0, 0.0);
+        for _ in 0..2000 {
+            if scaling.settled() {
+                break;
+            }
+            now += 250.0;
+            let active = scaling.active();
+            let since = now - changed_at;
+            let disturbed = active == 2 && (WARMUP_MS..WARMUP_MS + 3000.0).contains(&since);
+            hashes += f64::from(active.min(2)) * 1e6 * if disturbed { 0.6 } else { 1.0 } * 0.25;
+            if scaling.observe(now, hashes as u64).is_some() {
+                changed_at = now;
+            }
+        }
+        assert!(scaling.settled());
+        assert_eq!(scaling.active(), 2);
     }
 
     #[test]
