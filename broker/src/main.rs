@@ -495,12 +495,8 @@ async fn main() -> Result<()> {
 async fn serve(options: ServeOptions, file: ServeOptions) -> Result<()> {
     let config = options.resolve(file)?;
     let ledger = open_ledger_of(&config).await?;
-    match config.share_retention_days {
-        Some(0) => anyhow::bail!("--share-retention-days must keep at least one day"),
-        Some(_) if ledger.backend_name() != "postgres" => {
-            anyhow::bail!("--share-retention-days needs a PostgreSQL ledger (SQLite keeps every share)")
-        }
-        _ => {}
+    if let Some(keep_days) = config.share_retention_days {
+        ledger.can_retain(keep_days).context("--share-retention-days")?;
     }
     ensure_demo_site(&ledger).await?;
     ensure_admin_token(&ledger).await?;

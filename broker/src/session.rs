@@ -98,10 +98,6 @@ impl Broker {
         });
     }
 
-    /// Shuts down in order, losing nothing acknowledged: sockets finish the frame in hand (an ack is
-    /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
-    /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
-    /// committer commits everything queued.
     /// Hourly until shutdown: makes the share log's partitions for the days ahead and, with
     /// [`Broker::share_retention_days`], retires the days past it (brokers of a fleet take turns on
     /// the database's lock; whoever comes second finds nothing left to do).
@@ -134,6 +130,10 @@ impl Broker {
         });
     }
 
+    /// Shuts down in order, losing nothing acknowledged: sockets finish the frame in hand (an ack is
+    /// sent only after its commit) and close with 1001; pool lanes write what is queued and wait up
+    /// to their drain timeout for the pool's answers; the answer waiters record what came; then the
+    /// committer commits everything queued.
     pub async fn drain(&self) {
         self.stopping.cancel();
         self.tasks.close();

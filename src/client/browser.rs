@@ -560,10 +560,10 @@ impl Inner {
             let scaled = if state.mining { state.scaling.observe(js_sys::Date::now(), hashes) } else { None };
             (scaled, !was_settled && state.scaling.settled())
         };
-        match scaled {
-            Some(count) => self.set_active_workers(count),
-            None if newly_settled => self.emit_workers(),
-            None => {}
+        if scaled.is_some() {
+            self.apply_worker_count();
+        } else if newly_settled {
+            self.emit_workers();
         }
         let now = self.now();
         let ping = {
@@ -836,14 +836,16 @@ impl Inner {
             })
             .collect();
         self.state.borrow_mut().workers = slots;
-        let active = self.state.borrow().scaling.active();
-        self.set_active_workers(active);
+        self.apply_worker_count();
     }
 
-    /// Runs workers in the first `count` slots and ends the others' (their parts of the current job
-    /// go unsearched: the next job splits the space again).
-    fn set_active_workers(self: &Rc<Self>, count: u32) {
-        let slots = self.state.borrow().workers.len();
+    /// Runs workers in as many slots as the scaling probe says and ends the others' (their parts of
+    /// the current job go unsearched: the next job splits the space again).
+    fn apply_worker_count(self: &Rc<Self>) {
+        let (slots, count) = {
+            let state = self.state.borrow();
+            (state.workers.len(), state.scaling.active())
+        };
         for index in 0..slots {
             let running = self.state.borrow().workers[index].worker.is_some();
             if index < count as usize && !running {

@@ -52,7 +52,6 @@ function record() {
   MinePass.on('*', (type, detail) => log.events.push({ type, detail, at: performance.now() }));
 }
 
-const shadow = (host) => document.querySelector(host)?.shadowRoot;
 function pageState() {
   const dialog = document.querySelector('[data-minepass="consent"]')?.shadowRoot?.querySelector('dialog');
   return {

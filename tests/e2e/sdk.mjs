@@ -156,12 +156,7 @@ const scenarios = {
   },
 
   async 'revoke stops every worker within a second and no share is sent after'({ browser, broker }) {
-    const context = await browser.newContext();
-    const page = await openPage(context, `${broker.url}/demo/`);
-    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
-    await allow(page);
-    await started;
-    await until(async () => (await page.events('share')).length >= 2, 30_000, 'two accepted shares');
+    const { context, page } = await miningPage(browser, broker, 2);
     assert(activeWorkers(page) > 0, 'workers run while mining');
     // Timed from when the click has happened (playwright's actionability checks before it can take
     // longer than the margin on a loaded machine); frame times are recorded as they reach node.
@@ -176,21 +171,8 @@ const scenarios = {
   },
 
   async 'a hidden tab pauses mining and a visible one resumes'({ browser, broker }) {
-    const context = await browser.newContext();
-    const page = await openPage(context, `${broker.url}/demo/`);
-    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
-    await allow(page);
-    await started;
-    await until(async () => (await page.events('share')).length >= 1, 30_000, 'a share');
-    // Headless Chromium keeps every page "visible": override the page's visibility and fire the event
-    // the SDK listens to, which is what the browser does when the tab is hidden.
-    const setVisibility = (state) =>
-      page.evaluate((s) => {
-        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
-        Object.defineProperty(document, 'hidden', { configurable: true, get: () => s === 'hidden' });
-        document.dispatchEvent(new Event('visibilitychange'));
-      }, state);
-    await setVisibility('hidden');
+    const { context, page } = await miningPage(browser, broker, 1);
+    await setVisibility(page, 'hidden');
     const hiddenAt = Date.now();
     const pauses = await until(async () => {
       const events = await page.events('pause');
@@ -202,38 +184,24 @@ const scenarios = {
     const progressWhileHidden = (await page.events('progress')).filter((e) => e.at > hiddenAt + 500);
     assert(progressWhileHidden.length === 0, 'hashing continued while hidden');
     const visibleAt = Date.now();
-    await setVisibility('visible');
+    await setVisibility(page, 'visible');
     await until(async () => (await page.events('start')).some((e) => e.at >= visibleAt), 3000, 'resume');
     await until(async () => (await page.events('share')).some((e) => e.at > visibleAt), 30_000, 'shares again');
     await context.close();
   },
 
   async 'a frozen page stops its workers and session, and comes back mining'({ browser, broker }) {
-    const context = await browser.newContext();
-    const page = await openPage(context, `${broker.url}/demo/`);
-    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
-    await allow(page);
-    await started;
-    await until(async () => (await page.events('share')).length >= 1, 30_000, 'a share');
+    const { context, page } = await miningPage(browser, broker, 1);
     // What Chromium does to a page in the background: hidden, then the Page Lifecycle API's freeze
-    // (later resume). Headless Chromium neither hides nor freezes a page (CDP's setWebLifecycleState
-    // is a no-op on a visible one), so the test makes the page hidden and fires the events the
-    // browser fires.
-    const lifecycle = (hidden, event) =>
-      page.evaluate(([hidden, event]) => {
-        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
-        Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
-        if (hidden) document.dispatchEvent(new Event('visibilitychange'));
-        document.dispatchEvent(new Event(event));
-        if (!hidden) document.dispatchEvent(new Event('visibilitychange'));
-      }, [hidden, event]);
-    await lifecycle(true, 'freeze');
+    // (later resume). CDP's setWebLifecycleState is a no-op on a visible page, and headless pages
+    // stay visible.
+    await setVisibility(page, 'hidden', 'freeze');
     const frozenAt = Date.now();
     await until(() => activeWorkers(page) === 0, 2000, 'the workers ended');
     await until(async () => (await metric(broker, 'minepass_connections_open')) === 0, 3000, 'the session closed');
     await sleep(1500);
     assert(submitsAfter(page, frozenAt) === 0, 'shares were sent while frozen');
-    await lifecycle(false, 'resume');
+    await setVisibility(page, 'visible', 'resume');
     await until(async () => (await page.events('open')).length >= 2, 20_000, 'a new session after the resume');
     await until(async () => (await page.events('share')).some((e) => e.at > frozenAt), 30_000, 'shares again');
     assert(activeWorkers(page) > 0, 'no worker after the resume');
@@ -458,12 +426,7 @@ const scenarios = {
   },
 
   async 'after a broker crash the client reconnects and resumes without losing credit'({ browser, broker }) {
-    const context = await browser.newContext();
-    const page = await openPage(context, `${broker.url}/demo/`);
-    const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
-    await allow(page);
-    await started;
-    await until(async () => (await page.events('share')).length >= 3, 30_000, 'three accepted shares');
+    const { context, page } = await miningPage(browser, broker, 3);
     const credited = async () => {
       const progress = (await page.events('progress')).filter((e) => e.detail.content === 'long-read');
       return BigInt(progress.at(-1).detail.done);
@@ -591,6 +554,33 @@ const scenarios = {
 };
 
 /** An admin API call on the harness broker. */
+/** A demo page mining toward the endless quota, once `shares` of its shares were accepted. */
+async function miningPage(browser, broker, shares) {
+  const context = await browser.newContext();
+  const page = await openPage(context, `${broker.url}/demo/`);
+  const started = page.evaluate(() => MinePass.start({ content: 'long-read' }));
+  await allow(page);
+  await started;
+  const what = `${shares} accepted share(s)`;
+  await until(async () => (await page.events('share')).length >= shares, 30_000, what);
+  return { context, page };
+}
+
+/**
+ * Headless Chromium keeps every page visible: overrides the page's visibility and fires what the
+ * browser fires when a tab is hidden or shown, with a Page Lifecycle `event` (`freeze` after hiding,
+ * `resume` before showing).
+ */
+function setVisibility(page, state, event) {
+  return page.evaluate(([state, event]) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+    if (event && state === 'visible') document.dispatchEvent(new Event(event));
+    document.dispatchEvent(new Event('visibilitychange'));
+    if (event && state === 'hidden') document.dispatchEvent(new Event(event));
+  }, [state, event]);
+}
+
 async function admin(broker, method, path, body) {
   const response = await fetch(`${broker.url}/api/v1/admin${path}`, {
     method,

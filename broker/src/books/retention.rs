@@ -165,10 +165,8 @@ impl DayRollup {
 }
 
 impl Ledger {
-    /// Rolls up and drops every day of raw shares that ended `keep_days` (at least 1) or more days
-    /// ago and may go (see the module's rules), oldest first. PostgreSQL only: an embedded SQLite
-    /// ledger keeps every share.
-    pub async fn retain_shares(&self, keep_days: u32) -> Result<RetainReport> {
+    /// Whether `keep_days` of retention can apply to this ledger (`serve` asks before it starts).
+    pub fn can_retain(&self, keep_days: u32) -> Result<()> {
         if keep_days == 0 {
             bail!("keep at least one day of raw shares (--keep-days 1 or more)");
         }
@@ -178,6 +176,14 @@ impl Ledger {
                  partitioned and keeps every share (see docs/SCALE.md)"
             );
         }
+        Ok(())
+    }
+
+    /// Rolls up and drops every day of raw shares that ended `keep_days` (at least 1) or more days
+    /// ago and may go (see the module's rules), oldest first. PostgreSQL only: an embedded SQLite
+    /// ledger keeps every share.
+    pub async fn retain_shares(&self, keep_days: u32) -> Result<RetainReport> {
+        self.can_retain(keep_days)?;
         let horizon = crate::store::now_ms() - i64::from(keep_days) * DAY_MS;
         on_backend!(self, retention::retain(horizon))
     }

@@ -111,19 +111,23 @@ pub(crate) async fn snapshot(db: &Conns, visit: impl FnMut(Share)) -> Result<Sna
 /// Streams every raw share (with its pool submission) to `visit`, without holding the log in
 /// memory.
 async fn each_share(tx: &mut Transaction<'_, Db>, mut visit: impl FnMut(Share)) -> Result<()> {
-    let mut rows = sqlx::query(
-        "SELECT s.id, s.job_at, s.site_id, s.user_id, s.content_id, s.header, s.target, s.work,
-                p.pool_target, p.pool_work, p.site_id
-         FROM shares s LEFT JOIN pool_submissions p ON p.share_id = s.id ORDER BY s.id",
-    )
-    .fetch(&mut **tx);
+    let select = format!(
+        "SELECT {SHARE_COLUMNS} FROM shares s LEFT JOIN pool_submissions p ON p.share_id = s.id ORDER BY s.id"
+    );
+    let mut rows = sqlx::query(&select).fetch(&mut **tx);
     while let Some(row) = rows.try_next().await? {
         visit(share_of(&row));
     }
     Ok(())
 }
 
-/// A share row as selected by [`each_share`] (and retention, which reads one day the same way).
+/// What [`share_of`] reads, from `shares s LEFT JOIN pool_submissions p` (the check and retention,
+/// which reads one day's partition the same way).
+pub(crate) const SHARE_COLUMNS: &str =
+    "s.id, s.job_at, s.site_id, s.user_id, s.content_id, s.header, s.target, s.work,
+     p.pool_target, p.pool_work, p.site_id";
+
+/// A share row as selected with [`SHARE_COLUMNS`].
 pub(crate) fn share_of(row: &<Db as sqlx::Database>::Row) -> Share {
     let pool = row.get::<Option<Vec<u8>>, _>(8).map(|target| {
         (target, row.try_get::<WorkColumn, _>(9).ok().map(|w| w.0), row.get::<Option<i64>, _>(10))

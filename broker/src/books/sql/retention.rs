@@ -4,7 +4,7 @@ use anyhow::Result;
 use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Transaction};
 
-use super::audit::share_of;
+use super::audit::{SHARE_COLUMNS, share_of};
 use super::{Conns, Db, SETTLED};
 use crate::books::check::reverify;
 use crate::books::retention::{DAY_MS, DayRollup, RetainReport, RollupDay, encode_ids, rollup_chain};
@@ -99,9 +99,7 @@ async fn retain_day(
     let mut problems = Vec::new();
     {
         let select = format!(
-            "SELECT s.id, s.job_at, s.site_id, s.user_id, s.content_id, s.header, s.target, s.work,
-                    p.pool_target, p.pool_work, p.site_id
-             FROM {partition} s LEFT JOIN pool_submissions p ON p.share_id = s.id ORDER BY s.id"
+            "SELECT {SHARE_COLUMNS} FROM {partition} s LEFT JOIN pool_submissions p ON p.share_id = s.id ORDER BY s.id"
         );
         let mut rows = sqlx::query(&select).fetch(&mut **tx);
         while let Some(row) = rows.try_next().await? {
