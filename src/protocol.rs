@@ -101,6 +101,11 @@ pub struct Hello {
     /// A resume token from an earlier `welcome`, to continue that session after a reconnect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// Proof of work only: the session gets synthetic gate headers even when the broker mines for a
+    /// pool, so no coin is mined on this device. App hosts ask for it by default (app-store rules,
+    /// docs/HOST.md). A client may always ask for less; it cannot ask for more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gate_only: bool,
 }
 
 /// The visitor's consent as the SDK recorded it.
@@ -126,6 +131,14 @@ pub struct ClientInfo {
     /// Measured hashes per second over all threads, if known (the broker sizes the first share with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashrate: Option<u64>,
+    /// The browser engine: `blink`, `gecko`, `webkit` (anything else counts as `other`). With `cores`
+    /// and `simd` it is the device class under which the broker files the rate it measures from the
+    /// session's verified shares: the consent dialog's estimate for the next visitor of that class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// `navigator.hardwareConcurrency` as the browser reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
 }
 
 /// `submit`: a share.

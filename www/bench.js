@@ -33,6 +33,13 @@ async function main() {
   const build = wasmBuild();
   if (build !== 'simd') throw new Error(`this browser has no wasm SIMD (build: ${build})`);
   const result = { userAgent: navigator.userAgent, hardwareConcurrency: navigator.hardwareConcurrency, ms };
+  // A browser just started (xtask's) is still busy starting up: `settle` ms of idle keep that off the
+  // first run.
+  const settle = Number(params.get('settle') || 0);
+  if (settle > 0) {
+    status.textContent = 'Letting the browser settle…';
+    await new Promise((resolve) => setTimeout(resolve, settle));
+  }
   if (params.get('only') === 'simd') {
     // Quick mode for kernel tuning: the simd128 kernel in one worker, nothing else.
     result.simd_mhs = await run('simd', 'kernel', 1);

@@ -143,7 +143,7 @@ fn verify(seconds: f64) {
     // Jobs of work 1 (the largest target), so every nonce is a valid share and no mining is needed;
     // verification does the same work as for any target: parse, look up, sha256d, compare, record.
     while busy.as_secs_f64() < seconds {
-        let mut work = SessionWork::new("bench".into(), vardiff);
+        let mut work = SessionWork::new("bench".into(), vardiff, false);
         let job = work.issue(&source, 1).expect("gate mode always has work").clone();
         let nonces: Vec<String> = (0..100_000u32).map(protocol::format_nonce).collect();
         let started = Instant::now();

@@ -16,6 +16,7 @@
 
 pub mod books;
 pub mod config;
+pub mod estimate;
 pub mod http;
 pub mod identity;
 pub mod metrics;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::estimate::{self, RateMeter};
 use crate::identity;
 
 use crate::metrics;
@@ -303,6 +304,10 @@ struct Open {
     user: String,
     content: Option<Content>,
     work: SessionWork,
+    /// The device class the client reported (`estimate::class_key`) and the rate its verified shares
+    /// show, filed when the session ends.
+    device: String,
+    meter: RateMeter,
 }
 
 /// One connection's session.
@@ -316,6 +321,16 @@ impl Session {
     pub fn new(broker: Arc<Broker>) -> Session {
         let bucket = Bucket::new(broker.rate_limit);
         Session { broker, open: None, bucket }
+    }
+
+    /// The connection ended: the rate its verified shares showed is filed under its device class
+    /// for the consent dialog's estimate (sessions too short to say file nothing).
+    pub async fn finish(self) {
+        let Some(open) = self.open else { return };
+        let Some(rate) = open.meter.rate() else { return };
+        if let Err(error) = self.broker.ledger.record_device_rate(&open.device, rate).await {
+            tracing::warn!("device rate not recorded: {error:#}");
+        }
     }
 
     /// Applies the rate limit to one incoming frame: `Some` replies when it is refused.
@@ -440,7 +455,8 @@ impl Session {
             .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
         // Job ids must never repeat, even for a resumed session: add a per-connection part.
         let connection = hex::encode(rand::random::<[u8; 3]>());
-        let mut work = SessionWork::new(format!("{session}.{connection}"), self.broker.vardiff);
+        let mut work =
+            SessionWork::new(format!("{session}.{connection}"), self.broker.vardiff, hello.gate_only);
         let hashrate = hello.client.hashrate.unwrap_or(u64::from(hello.client.threads) * 1_000_000);
         let job =
             job_message(work.issue(&self.broker.jobs, self.broker.vardiff.work_for(u128::from(hashrate))));
@@ -465,7 +481,10 @@ impl Session {
                 messages.push(self.broker.unlock(&site, &user, content, done, credits).await);
             }
         }
-        self.open = Some(Open { site, user, content, work });
+        let device =
+            estimate::class_key(hello.client.engine.as_deref(), hello.client.cores, hello.client.simd);
+        let meter = RateMeter::new(self.broker.vardiff.interval);
+        self.open = Some(Open { site, user, content, work, device, meter });
         Ok(Replies { messages, close: None })
     }
 
@@ -544,7 +563,7 @@ impl Session {
     /// once (after a clean job its old jobs are stale), or is told to wait when there is none.
     pub fn on_work_changed(&mut self) -> Replies {
         let Some(open) = self.open.as_mut() else { return Replies::default() };
-        if self.broker.jobs.is_fresh(open.work.current()) {
+        if open.work.gate_only() || self.broker.jobs.is_fresh(open.work.current()) {
             return Replies::default();
         }
         let work = open.work.current().map_or(self.broker.vardiff.min_work, |j| j.work);
@@ -599,6 +618,7 @@ impl Session {
             return rejected(ErrorCode::Duplicate);
         };
         metrics::share_accepted(share.work);
+        open.meter.share(received, share.work);
         // Durable first, then upstream: a share the pool accepts is always in the ledger.
         if let (Some(pool), Some(upstream)) = (&share.forward, self.broker.jobs.upstream()) {
             let answer = upstream.submit(pool, share.nonce, received);

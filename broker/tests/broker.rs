@@ -794,3 +794,64 @@ async fn verified_work_becomes_credits_the_publisher_spends_on_offers_for_a_gran
     let report = broker.ledger.check().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// `GET /api/v1/estimate` with `query`: (HTTP status, JSON body).
+async fn estimate(broker: &TestBroker, query: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("http://{}/api/v1/estimate?{query}", broker.address)).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn finished_sessions_give_the_next_visitor_of_their_class_an_unlock_estimate() {
+    let broker = TestBroker::start().await;
+    let query =
+        |engine: &str| format!("site={}&content=article&engine={engine}&cores=4&simd=true", broker.site_key);
+    let (status, body) = estimate(&broker, &query("webkit")).await;
+    assert_eq!((status, &body["estimate"]), (200, &Value::Null), "no samples yet: {body}");
+    assert_eq!(body["class"], "webkit/3-4/simd");
+
+    // Two WebKit sessions mine 10 shares each, 20 ms apart, and end.
+    for user in ["visitor-1", "visitor-2"] {
+        let mut socket = broker.connect().await;
+        let mut hello = hello(&broker.site_key, &broker.site_secret, user, None);
+        hello["client"] = json!({"threads": 2, "simd": true, "engine": "webkit", "cores": 4});
+        send(&mut socket, &hello).await;
+        let ServerMessage::Welcome(_) = recv(&mut socket).await else { panic!("expected welcome") };
+        let ServerMessage::Job(job) = recv(&mut socket).await else { panic!("expected job") };
+        let mut position = 0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (found, next) = mine_from(&job, position);
+            position = next;
+            send(
+                &mut socket,
+                &json!({"type": "submit", "job": job.id, "nonce": protocol::format_nonce(found)}),
+            )
+            .await;
+            let ServerMessage::Accepted { .. } = recv(&mut socket).await else { panic!("expected accepted") };
+        }
+        socket.close(None).await.unwrap();
+    }
+
+    // Filed when each connection ended; the dialog of the next WebKit visitor gets a range.
+    let body = loop {
+        let (_, body) = estimate(&broker, &query("webkit")).await;
+        if !body["estimate"].is_null() {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let e = &body["estimate"];
+    assert_eq!(e["samples"], 2);
+    let (low, high) = (e["low_s"].as_u64().unwrap(), e["high_s"].as_u64().unwrap());
+    // 2^16 hashes at a rate of about 2^12 per 20 ms (200 kH/s) take about 0.3 s, rounded up.
+    assert!(low >= 1 && low <= high && high <= 2, "{e}");
+    // Another class has no samples; the rates are a device class's, not a visitor's.
+    assert_eq!(estimate(&broker, &query("gecko")).await.1["estimate"], Value::Null);
+
+    // Bad input: a clear code and nothing else.
+    assert_eq!(estimate(&broker, "site=x").await.0, 400);
+    assert_eq!(estimate(&broker, "site=x").await.1["error"], "bad_query");
+    assert_eq!(estimate(&broker, &format!("site={}&content=nope", broker.site_key)).await.0, 404);
+    assert_eq!(estimate(&broker, "site=nope&content=article").await.0, 404);
+}

@@ -151,6 +151,38 @@ async fn a_new_block_pushes_new_work_at_once_and_makes_old_shares_stale() {
 }
 
 #[tokio::test]
+async fn a_proof_of_work_only_session_never_mines_for_the_pool() {
+    let mut pool = Pool::start_fresh(&[]);
+    let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;
+    wait_until("pool work", || upstream.has_work()).await;
+    // An app host in a store (docs/HOST.md) asks for gate work only.
+    let mut socket = broker.connect().await;
+    let mut hello = hello(&broker.site_key, &broker.site_secret, "app-user", Some("article"));
+    hello["gate_only"] = json!(true);
+    send(&mut socket, &hello).await;
+    let ServerMessage::Welcome(welcome) = recv(&mut socket).await else { panic!("expected welcome") };
+    assert_eq!(welcome.mode, WorkMode::Gate, "the pool has work, but this session asked for none");
+    let job = next_job(&mut socket).await;
+    assert_eq!(job.mode, WorkMode::Gate);
+    let next = submit_share(&mut socket, &job, 0).await;
+
+    // A new block changes nothing for it: no pool job is pushed, its gate job stays current.
+    pool.new_block();
+    pool.wait_for(|e| e["event"] == "newblock", "the new block");
+    let (mut other, other_job) = open_session(&broker, "pool-user").await;
+    assert_eq!(other_job.mode, WorkMode::Pool, "other sessions still mine for the pool");
+    submit_share(&mut other, &other_job, 0).await;
+    // Were a pool job pushed to it, this would see that instead of its acknowledgement.
+    submit_share(&mut socket, &job, next).await;
+    assert_eq!(
+        accepted_answers(&broker.ledger, 1).await.submitted,
+        1,
+        "only the pool session's share went upstream"
+    );
+    assert_eq!(pool.shares(1).len(), 1);
+}
+
+#[tokio::test]
 async fn a_wrong_share_is_rejected_by_the_broker_before_it_reaches_the_pool() {
     let mut pool = Pool::start_fresh(&[]);
     let (broker, upstream) = start_broker(upstream_config(vec![pool.url("w")], Fallback::Gate)).await;

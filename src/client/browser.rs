@@ -15,7 +15,7 @@ use web_sys::{CloseEvent, MessageEvent, VisibilityState, WebSocket, Worker, Work
 use super::backoff::Backoff;
 use super::budget::{DailyBudget, local_day};
 use super::controller::{Command, Controller, Event, Identity, nonce_ranges};
-use super::policy::{self, Battery, Facts, Limits, PauseReason, Power};
+use super::policy::{self, Battery, Facts, HostFacts, Limits, PauseReason, Power, Thermal};
 use super::scaling::Scaling;
 use crate::protocol::{self, ClientMessage, Consent, Frame, FrameKey, FrameProgress, ServerMessage};
 
@@ -36,13 +36,20 @@ struct Options {
     user_secret: Option<String>,
     content: Option<String>,
     consent: Consent,
-    threads: Option<u32>,
+    /// The most workers to run: the number the consent dialog promised (the loader's `threads()`, its
+    /// one source); the scaling probe decides how many of them the device sustains.
+    threads: u32,
     /// Idle share of time, 0 ≤ throttle < 1.
     throttle: f64,
     /// Mining minutes per local day.
     daily_minutes: f64,
     require_charging: bool,
     respect_save_data: bool,
+    /// Proof of work only (`hello.gate_only`).
+    gate_only: bool,
+    /// The device class the loader reports (`support.js` `deviceClass`).
+    engine: Option<String>,
+    cores: Option<u32>,
 }
 
 /// Reads fields of a JS object. (By hand rather than with serde: serde's deserialisers and their
@@ -94,11 +101,17 @@ impl Options {
                 given_at: consent.integer("given_at").ok_or_else(|| invalid("consent.given_at"))?,
                 expires_at: consent.integer("expires_at").ok_or_else(|| invalid("consent.expires_at"))?,
             },
-            threads: fields.integer("threads").map(|n| n.min(u64::from(u32::MAX)) as u32),
+            threads: fields
+                .integer("threads")
+                .filter(|n| (1..=MAX_THREADS).contains(n))
+                .ok_or_else(|| invalid("threads (1-256)"))? as u32,
             throttle: fields.number("throttle").unwrap_or(0.0),
             daily_minutes: fields.number("dailyMinutes").unwrap_or(30.0),
             require_charging: fields.boolean("requireCharging").unwrap_or(false),
             respect_save_data: fields.boolean("respectSaveData").unwrap_or(true),
+            gate_only: fields.boolean("gateOnly").unwrap_or(false),
+            engine: fields.string("engine"),
+            cores: fields.integer("cores").and_then(|n| u32::try_from(n).ok()),
         };
         if !(0.0..1.0).contains(&options.throttle) {
             return Err(invalid("throttle (0 <= throttle < 1)"));
@@ -171,6 +184,8 @@ const PING_EVERY_MS: f64 = 25_000.0;
 const MAX_CHARGE_MS: f64 = 5000.0;
 /// The fallback tab lease (no Web Locks): renewed every tick, taken over when older than this.
 const LEASE_MS: f64 = 5000.0;
+/// The most workers a client runs, whatever the page asks (a sanity bound, not a target).
+const MAX_THREADS: u64 = 256;
 
 /// A DOM event listener kept alive while registered.
 type Listener = Closure<dyn FnMut(JsValue)>;
@@ -234,7 +249,9 @@ struct State {
     /// No Web Locks here: the tab lock is the localStorage lease, renewed every tick.
     uses_lease: bool,
     lease_owner: String,
+    /// The browser's power facts (Battery API); `host` may know better.
     power: Power,
+    host: HostFacts,
     budget: Option<DailyBudget>,
     last_tick: f64,
     last_ping: f64,
@@ -259,8 +276,7 @@ impl Client {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_event: Function, clock: Option<Function>) -> Result<Client, JsError> {
         let options = Options::from_js(&options)?;
-        let hardware = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency()) as u32;
-        let threads = policy::threads(options.threads, hardware);
+        let threads = options.threads;
         let limits = Limits {
             require_charging: options.require_charging,
             respect_save_data: options.respect_save_data,
@@ -275,6 +291,9 @@ impl Client {
             consent: options.consent.clone(),
             threads,
             simd: options.build == "simd",
+            gate_only: options.gate_only,
+            engine: options.engine.clone(),
+            cores: options.cores,
         };
         let state = State {
             controller: Some(Controller::new(identity)),
@@ -310,6 +329,21 @@ impl Client {
     /// released. The client cannot be started again; the loader makes a new one after a new consent.
     pub fn stop(&self) {
         self.inner.shutdown();
+    }
+
+    /// What the app host reports (docs/HOST.md): `{charging, level, thermal, metered}`, each `null`
+    /// when the host does not say. Applied at once.
+    #[wasm_bindgen(js_name = hostFacts)]
+    pub fn host_facts(&self, facts: JsValue) {
+        let fields = Fields(&facts);
+        let host = HostFacts {
+            charging: fields.boolean("charging"),
+            level: fields.number("level").filter(|l| (0.0..=1.0).contains(l)),
+            thermal: fields.string("thermal").as_deref().and_then(Thermal::parse),
+            metered: fields.boolean("metered"),
+        };
+        self.inner.state.borrow_mut().host = host;
+        self.inner.evaluate();
     }
 
     /// Every hash done since start.
@@ -597,7 +631,7 @@ impl Inner {
         let now = self.now();
         let today = self.today();
         let limit_ms = (self.options.daily_minutes * 60_000.0) as u64;
-        let (holds_lock, connected, power, budget_left_ms, has_work) = {
+        let (holds_lock, connected, host, power, budget_left_ms, has_work) = {
             let mut state = self.state.borrow_mut();
             // Capped: a frozen tab or a clock jump is not time spent mining.
             let elapsed = (now - state.last_tick).clamp(0.0, MAX_CHARGE_MS) as u64;
@@ -621,22 +655,21 @@ impl Inner {
                 None => limit_ms,
             };
             let connected = state.controller.as_ref().is_some_and(Controller::is_open);
-            (holds_lock, connected, state.power, left, state.job.is_some())
+            (holds_lock, connected, state.host, state.host.power(state.power), left, state.job.is_some())
         };
         let facts = Facts {
             holds_tab_lock: holds_lock,
             budget_left_ms,
             save_data: Self::save_data(),
+            metered: host.metered.unwrap_or(false),
+            hot: host.hot(),
             power,
             visible: Self::visible(),
             connected,
             has_work,
         };
         let decision = policy::decide(&self.limits, &facts);
-        // The connection is kept through short pauses (hidden tab, battery) but not while another tab
-        // mines or today's budget is spent.
-        let want_socket = holds_lock && budget_left_ms > 0;
-        if want_socket {
+        if policy::wants_connection(&facts) {
             self.ensure_socket();
         } else {
             self.close_socket();

@@ -64,6 +64,11 @@ pub struct Identity {
     pub consent: Consent,
     pub threads: u32,
     pub simd: bool,
+    /// Proof of work only (`hello.gate_only`): no coin mined on this device (app hosts).
+    pub gate_only: bool,
+    /// The device class (`hello.client.engine`, `.cores`).
+    pub engine: Option<String>,
+    pub cores: Option<u32>,
 }
 
 /// The protocol state of one visitor across connections.
@@ -114,8 +119,11 @@ impl Controller {
                 threads: id.threads,
                 simd: id.simd,
                 hashrate: (hashrate > 0).then_some(hashrate),
+                engine: id.engine.clone(),
+                cores: id.cores,
             },
             resume: self.resume.clone(),
+            gate_only: id.gate_only,
         });
         vec![Command::Send(hello)]
     }
@@ -319,6 +327,9 @@ mod tests {
             consent: Consent { id: "c1".into(), given_at: 1, expires_at: 2 },
             threads: 3,
             simd: true,
+            gate_only: false,
+            engine: Some("webkit".into()),
+            cores: Some(4),
         })
     }
 

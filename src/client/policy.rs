@@ -21,6 +21,10 @@ pub enum PauseReason {
     ChargingUnknown,
     /// The device is on battery and the battery is low.
     LowBattery,
+    /// The app host reports a metered connection (and the visitor's save-data choice applies).
+    Metered,
+    /// The app host reports the device's thermal state as serious or critical.
+    Hot,
     /// The tab is hidden (another tab, minimised, screen off).
     Hidden,
     /// No connection to the broker (reconnecting).
@@ -73,6 +77,10 @@ pub struct Facts {
     /// Milliseconds of today's budget left.
     pub budget_left_ms: u64,
     pub save_data: bool,
+    /// The app host says the connection is metered.
+    pub metered: bool,
+    /// The app host says the device is hot (thermal state serious or critical).
+    pub hot: bool,
     pub power: Power,
     pub visible: bool,
     /// The broker session is open.
@@ -93,6 +101,9 @@ pub fn decide(limits: &Limits, facts: &Facts) -> Result<(), PauseReason> {
     if limits.respect_save_data && facts.save_data {
         return Err(PauseReason::SaveData);
     }
+    if limits.respect_save_data && facts.metered {
+        return Err(PauseReason::Metered);
+    }
     match facts.power {
         Power::Known(battery) if !battery.charging => {
             if limits.require_charging {
@@ -108,6 +119,9 @@ pub fn decide(limits: &Limits, facts: &Facts) -> Result<(), PauseReason> {
         Power::Unknown if limits.require_charging => return Err(PauseReason::ChargingUnknown),
         Power::Pending | Power::Unknown => {}
     }
+    if facts.hot {
+        return Err(PauseReason::Hot);
+    }
     if !facts.visible {
         return Err(PauseReason::Hidden);
     }
@@ -120,9 +134,57 @@ pub fn decide(limits: &Limits, facts: &Facts) -> Result<(), PauseReason> {
     Ok(())
 }
 
-/// Worker threads to run: the visitor's or publisher's choice, else all cores but one, at least one.
-pub fn threads(requested: Option<u32>, hardware_concurrency: u32) -> u32 {
-    requested.unwrap_or(hardware_concurrency.saturating_sub(1)).clamp(1, hardware_concurrency.max(1))
+/// Whether to hold the broker connection: kept through short pauses (a hidden tab, the battery, a hot
+/// device) so mining resumes at once, but not while another tab mines or today's budget is spent.
+pub fn wants_connection(facts: &Facts) -> bool {
+    facts.holds_tab_lock && facts.budget_left_ms > 0
+}
+
+/// What an app host reports (docs/HOST.md); `None`: the host does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HostFacts {
+    pub charging: Option<bool>,
+    /// 0..=1.
+    pub level: Option<f64>,
+    pub thermal: Option<Thermal>,
+    pub metered: Option<bool>,
+}
+
+/// The device's thermal state as iOS (`ProcessInfo.ThermalState`) and Android (`PowerManager`
+/// thermal status, mapped) report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thermal {
+    Nominal,
+    Fair,
+    Serious,
+    Critical,
+}
+
+impl Thermal {
+    pub fn parse(text: &str) -> Option<Thermal> {
+        match text {
+            "nominal" => Some(Thermal::Nominal),
+            "fair" => Some(Thermal::Fair),
+            "serious" => Some(Thermal::Serious),
+            "critical" => Some(Thermal::Critical),
+            _ => None,
+        }
+    }
+}
+
+impl HostFacts {
+    /// The power to decide on: the host's report wins once it knows the charging state (a webview's
+    /// Battery API, where there is one, sees the same device less well); else the browser's.
+    pub fn power(&self, browser: Power) -> Power {
+        match self.charging {
+            Some(charging) => Power::Known(Battery { charging, level: self.level.unwrap_or(1.0) }),
+            None => browser,
+        }
+    }
+
+    pub fn hot(&self) -> bool {
+        matches!(self.thermal, Some(Thermal::Serious | Thermal::Critical))
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +198,8 @@ mod tests {
             holds_tab_lock: true,
             budget_left_ms: 60_000,
             save_data: false,
+            metered: false,
+            hot: false,
             power: Power::Unknown,
             visible: true,
             connected: true,
@@ -159,6 +223,8 @@ mod tests {
             (Facts { holds_tab_lock: false, ..mining() }, PauseReason::OtherTab),
             (Facts { budget_left_ms: 0, ..mining() }, PauseReason::Budget),
             (Facts { save_data: true, ..mining() }, PauseReason::SaveData),
+            (Facts { metered: true, ..mining() }, PauseReason::Metered),
+            (Facts { hot: true, ..mining() }, PauseReason::Hot),
             (Facts { power: on_battery(0.1), ..mining() }, PauseReason::LowBattery),
             (Facts { visible: false, ..mining() }, PauseReason::Hidden),
             (Facts { connected: false, ..mining() }, PauseReason::Offline),
@@ -180,6 +246,7 @@ mod tests {
         assert_eq!(decide(&charging_only, &pending), Err(PauseReason::NotCharging), "waits for the answer");
         let ignore_save_data = Limits { respect_save_data: false, ..limits };
         assert_eq!(decide(&ignore_save_data, &Facts { save_data: true, ..mining() }), Ok(()));
+        assert_eq!(decide(&ignore_save_data, &Facts { metered: true, ..mining() }), Ok(()));
     }
 
     #[test]
@@ -188,6 +255,8 @@ mod tests {
             holds_tab_lock: false,
             budget_left_ms: 0,
             save_data: true,
+            metered: true,
+            hot: true,
             power: Power::Known(Battery { charging: false, level: 0.0 }),
             visible: false,
             connected: false,
@@ -198,21 +267,46 @@ mod tests {
         let facts = Facts { holds_tab_lock: true, ..everything_wrong };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Budget));
         let facts = Facts { budget_left_ms: 1, save_data: false, ..facts };
+        assert_eq!(decide(&limits, &facts), Err(PauseReason::Metered));
+        let facts = Facts { metered: false, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::LowBattery));
         let facts = Facts { power: Power::Unknown, ..facts };
+        assert_eq!(decide(&limits, &facts), Err(PauseReason::Hot), "a hot device outlasts a hidden tab");
+        let facts = Facts { hot: false, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Hidden));
         let facts = Facts { visible: true, ..facts };
         assert_eq!(decide(&limits, &facts), Err(PauseReason::Offline), "offline before no work");
     }
 
     #[test]
-    fn threads_default_to_all_cores_but_one_and_stay_in_range() {
-        assert_eq!(threads(None, 8), 7);
-        assert_eq!(threads(None, 2), 1);
-        assert_eq!(threads(None, 1), 1);
-        assert_eq!(threads(None, 0), 1, "hardwareConcurrency can be missing");
-        assert_eq!(threads(Some(4), 8), 4);
-        assert_eq!(threads(Some(0), 8), 1);
-        assert_eq!(threads(Some(64), 8), 8, "never more workers than cores");
+    fn the_connection_is_kept_through_short_pauses_only() {
+        assert!(wants_connection(&Facts { visible: false, hot: true, connected: false, ..mining() }));
+        assert!(!wants_connection(&Facts { holds_tab_lock: false, ..mining() }), "another tab mines");
+        assert!(!wants_connection(&Facts { budget_left_ms: 0, ..mining() }), "done for today");
+    }
+
+    #[test]
+    fn an_app_host_knows_power_a_webview_cannot_see() {
+        let unplugged = HostFacts { charging: Some(false), level: Some(0.5), ..HostFacts::default() };
+        let power = unplugged.power(Power::Unknown);
+        assert_eq!(power, Power::Known(Battery { charging: false, level: 0.5 }));
+        let charging_only = Limits { require_charging: true, ..Limits::default() };
+        let facts = Facts { power, ..mining() };
+        assert_eq!(decide(&charging_only, &facts), Err(PauseReason::NotCharging), "not charging_unknown");
+        let plugged = HostFacts { charging: Some(true), ..HostFacts::default() };
+        assert_eq!(
+            decide(&charging_only, &Facts { power: plugged.power(Power::Unknown), ..mining() }),
+            Ok(())
+        );
+        let silent = HostFacts::default();
+        assert_eq!(
+            silent.power(Power::Pending),
+            Power::Pending,
+            "a host that does not say leaves the browser's"
+        );
+        assert!(!silent.hot());
+        assert!(HostFacts { thermal: Thermal::parse("serious"), ..silent }.hot());
+        assert!(!HostFacts { thermal: Thermal::parse("fair"), ..silent }.hot());
+        assert_eq!(Thermal::parse("lukewarm"), None);
     }
 }

@@ -5,7 +5,8 @@
 //!   module validates in browsers without wasm SIMD.
 //! - `pkg/minepass_client*`: the SDK's main-thread client (feature `client`), optimised for size: it
 //!   runs the session, not the hashing.
-//! - `pkg/minepass.js`: the SDK loader (`www/minepass.js`) minified.
+//! - `pkg/minepass.js`: the SDK loader, the ES modules of `www/sdk/` bundled into one classic script and
+//!   minified by esbuild (from npm, like wasm-opt); `pkg/worker.js`: `www/worker.js` minified.
 //!
 //! Each build has its own target directory so switching RUSTFLAGS never invalidates another.
 
@@ -76,7 +77,7 @@ pub const CLIENT: Flavour = Flavour {
 pub fn run() -> Result<Vec<PathBuf>> {
     setup::ensure_wasm_target()?;
     setup::ensure_wasm_bindgen()?;
-    let wasm_opt = setup::wasm_opt();
+    setup::ensure_npm_packages()?;
     std::fs::create_dir_all("pkg")?;
     let mut shipped = Vec::new();
     for flavour in FLAVOURS.iter().chain([&CLIENT]) {
@@ -108,51 +109,44 @@ pub fn run() -> Result<Vec<PathBuf>> {
             &out_name,
         ]))?;
         let bg = PathBuf::from(format!("pkg/{out_name}_bg.wasm"));
-        if let Some(wasm_opt) = wasm_opt {
-            exec(
-                std::process::Command::new(wasm_opt)
-                    .arg(format!("-O{}", flavour.opt_level))
-                    // Size builds may assume what holds for Rust's wasm32 output: memory starts
-                    // zeroed and the first KiB (the null page) is never addressed. ~130 B gzip.
-                    .args(if flavour.opt_level == "z" {
-                        &["--zero-filled-memory", "--low-memory-unused"][..]
-                    } else {
-                        &[]
-                    })
-                    .args(["--strip-debug", "--strip-producers"])
-                    .args(BASE_FEATURES)
-                    .args(flavour.extra_features)
-                    .arg(&bg)
-                    .arg("-o")
-                    .arg(&bg),
-            )?;
-        }
+        exec(
+            std::process::Command::new(setup::WASM_OPT)
+                .arg(format!("-O{}", flavour.opt_level))
+                // Size builds may assume what holds for Rust's wasm32 output: memory starts
+                // zeroed and the first KiB (the null page) is never addressed. ~130 B gzip.
+                .args(if flavour.opt_level == "z" {
+                    &["--zero-filled-memory", "--low-memory-unused"][..]
+                } else {
+                    &[]
+                })
+                .args(["--strip-debug", "--strip-producers"])
+                .args(BASE_FEATURES)
+                .args(flavour.extra_features)
+                .arg(&bg)
+                .arg("-o")
+                .arg(&bg),
+        )?;
         shipped.push(PathBuf::from(format!("pkg/{out_name}.js")));
         shipped.push(bg);
     }
-    shipped.push(minify("minepass.js", wasm_opt.is_some())?);
-    shipped.push(minify("worker.js", wasm_opt.is_some())?);
+    shipped.push(esbuild("www/sdk/index.js", "pkg/minepass.js", &["--bundle", "--format=iife"])?);
+    shipped.push(esbuild("www/worker.js", "pkg/worker.js", &[])?);
     print_sizes(&shipped)?;
     Ok(shipped)
 }
 
-/// `pkg/<name>`: `www/<name>` minified with terser (from npm, like wasm-opt), or copied as it is when
-/// npm is unavailable. The broker serves the loader and the worker from there at `/minepass.js` and
+/// `out`: `entry` minified by esbuild for the browsers the SDK supports (ES2020: Safari 14, Firefox 78
+/// ESR, Chromium 80). The broker serves the loader and the worker from `pkg/` at `/minepass.js` and
 /// `/worker.js`; their readable sources stay in `www/`.
-fn minify(name: &str, npm_tools: bool) -> Result<PathBuf> {
-    let source = PathBuf::from("www").join(name);
-    let out = PathBuf::from("pkg").join(name);
-    if npm_tools {
-        exec(
-            std::process::Command::new("node_modules/.bin/terser")
-                .arg(&source)
-                .args(["--compress", "--mangle", "--ecma", "2020", "-o"])
-                .arg(&out),
-        )?;
-    } else {
-        std::fs::copy(&source, &out)?;
-    }
-    Ok(out)
+fn esbuild(entry: &str, out: &str, extra: &[&str]) -> Result<PathBuf> {
+    exec(
+        std::process::Command::new("node_modules/.bin/esbuild")
+            .arg(entry)
+            .args(extra)
+            .args(["--minify", "--target=es2020", "--log-level=warning"])
+            .arg(format!("--outfile={out}")),
+    )?;
+    Ok(PathBuf::from(out))
 }
 
 /// Raw and gzip (level 9) size of each file: size is a feature, reported on every build.

@@ -24,7 +24,9 @@ usage: cargo xtask <command> [options]
 commands:
   build           the wasm builds (simd128 and plain kernels, SDK client) into pkg/, with sizes
   test            fmt, clippy, tidy, native tests, wasm-pack tests in headless Chromium
-  bench [--json]  kernel benchmark in headless Chromium and natively
+  bench [--json] [--ms N] [--engines chromium,firefox,webkit]
+                  kernel benchmark in Chromium, Firefox ESR and WebKitGTK side by side (a
+                  missing browser is reported as skipped), and natively
   bench-broker [--json] [--clients N] [--seconds S]
                   share verification and N concurrent WebSocket miners against the broker
   bench-fleet [--json] [--clients N] [--seconds S] [--interval-ms I] [--brokers 1,2,3]

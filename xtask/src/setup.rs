@@ -154,13 +154,15 @@ pub fn ensure_chromium() -> Result<()> {
 
 /// The other two engines a visitor's browser or webview runs, with their WebDriver servers: Debian's
 /// Firefox ESR with geckodriver (built by cargo: Mozilla's binaries are a download) and WebKitGTK's
-/// MiniBrowser with WebKitWebDriver, under Xvfb (`tests/e2e/webdriver.mjs` starts both).
+/// MiniBrowser with WebKitWebDriver, under Xvfb (`tests/e2e/webdriver.mjs` starts both); and WebKitGTK's
+/// development files, which the desktop app host (`hosts/desktop`, wry) links against.
 pub fn ensure_engines() -> Result<()> {
     ensure_chromium()?;
     let packages: Vec<&str> = [
         ("/usr/bin/firefox-esr", "firefox-esr"),
         ("/usr/bin/WebKitWebDriver", "webkit2gtk-driver"),
         ("/usr/bin/Xvfb", "xvfb"),
+        ("/usr/include/webkitgtk-4.1", "libwebkit2gtk-4.1-dev"),
     ]
     .into_iter()
     .filter(|(path, _)| !Path::new(path).exists())
@@ -237,17 +239,8 @@ pub fn ensure_haproxy() -> Result<()> {
     }
 }
 
-/// wasm-opt from the npm `binaryen` package (Debian's binaryen 108 corrupts wasm-bindgen's externref
-/// table export); `None` with a warning if npm is unavailable, since the build works without it.
-pub fn wasm_opt() -> Option<&'static str> {
-    match ensure_npm_packages() {
-        Ok(()) => Some("node_modules/.bin/wasm-opt"),
-        Err(error) => {
-            eprintln!("warning: wasm-opt unavailable ({error:#}); shipping unoptimised wasm");
-            None
-        }
-    }
-}
+/// Binaryen's wasm-opt from npm ([`ensure_npm_packages`]): Debian's is too old for some passes.
+pub const WASM_OPT: &str = "node_modules/.bin/wasm-opt";
 
 fn apt_install(packages: &[&str]) -> Result<()> {
     let is_root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");

@@ -15,7 +15,9 @@
 //!    headless Firefox ESR (`--firefox`, geckodriver);
 //! 5. the SDK end to end: `tests/e2e/sdk.mjs` drives Debian's Chromium (playwright-core) against the
 //!    real broker binary; `tests/e2e/engines.mjs` runs the core scenarios in Chromium, Firefox ESR
-//!    and WebKitGTK, each through its own WebDriver server.
+//!    and WebKitGTK, each through its own WebDriver server;
+//! 6. the app host bridge: the desktop host (`hosts/desktop`, wry + tao on WebKitGTK; its own
+//!    workspace, checked with fmt and clippy here) under Xvfb, driven by `tests/e2e/host.mjs`.
 
 use std::process::Command;
 
@@ -23,6 +25,9 @@ use anyhow::Result;
 
 use crate::build::{CLIENT, FLAVOURS};
 use crate::setup::{self, Tally, cargo, exec};
+
+/// Where the desktop host builds (its own workspace, so its own lock and dependencies).
+const HOST_TARGET: &str = "target/host";
 
 /// The broker's test binaries that run on both backends.
 const POSTGRES_SUITES: [&str; 4] = ["broker", "economics", "trust", "upstream"];
@@ -99,6 +104,16 @@ pub fn run() -> Result<()> {
             .env("MINEPASS_BROKER", "target/debug/minepass-broker")
             .env("MINEPASS_CHROMIUM", setup::CHROMIUM)
             .env("GECKODRIVER", setup::geckodriver()?),
+    )?;
+    let host = ["--manifest-path", "hosts/desktop/Cargo.toml"];
+    exec(cargo().arg("fmt").args(host).args(["--", "--check"]))?;
+    exec(cargo().arg("clippy").args(host).args(["--target-dir", HOST_TARGET, "--", "-D", "warnings"]))?;
+    exec(cargo().arg("build").args(host).args(["--target-dir", HOST_TARGET]))?;
+    tally.exec(
+        Command::new("node")
+            .arg("tests/e2e/host.mjs")
+            .env("MINEPASS_BROKER", "target/debug/minepass-broker")
+            .env("MINEPASS_HOST", format!("{HOST_TARGET}/debug/minepass-host")),
     )?;
     // The plain closing line CI reads, over every runner above.
     println!("cargo xtask test: {} passed, {} failed", tally.passed, tally.failed);

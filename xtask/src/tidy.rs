@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-const RUST_DIRS: &[&str] = &["src", "tests", "examples", "xtask/src", "broker/src", "broker/tests"];
+const RUST_DIRS: &[&str] =
+    &["src", "tests", "examples", "xtask/src", "broker/src", "broker/tests", "hosts/desktop/src"];
 
 pub fn run() -> Result<()> {
     let mut files = Vec::new();

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -58,6 +58,7 @@ pub fn routes() -> Router<Arc<Broker>> {
     Router::new()
         .route("/api/v1/tokens/verify", post(verify_token))
         .route("/api/v1/sealed/{site}/{content}", get(sealed_content).layer(super::public_cors()))
+        .route("/api/v1/estimate", get(unlock_estimate).layer(super::public_cors()))
 }
 
 /// Routes under `/api/v1/admin` (nested behind the admin check).
@@ -239,5 +240,41 @@ async fn sealed_content(
     let answer =
         Answer::ok(SealedAnswer { content: content_key, version: sealed.version, sealed: sealed.text });
     // Short-lived in caches: a re-seal shows within a minute.
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], answer).into_response())
+}
+
+#[derive(Deserialize)]
+struct EstimateQuery {
+    site: String,
+    content: String,
+    engine: Option<String>,
+    cores: Option<u32>,
+    #[serde(default)]
+    simd: bool,
+}
+
+#[derive(Serialize)]
+struct EstimateAnswer {
+    /// The device class the samples are of.
+    class: String,
+    /// `null` while the class has too few samples.
+    estimate: Option<crate::estimate::Estimate>,
+}
+
+/// `GET /api/v1/estimate?site=…&content=…&engine=…&cores=…&simd=…`: how long unlocking `content`
+/// takes on a device of this class, from the rates measured of recent sessions of the class. Public
+/// (the consent dialog asks it before any hashing) and cacheable for a minute.
+async fn unlock_estimate(
+    State(broker): State<Arc<Broker>>,
+    query: Result<Query<EstimateQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::BadRequest("bad_query"))?;
+    let site = broker.ledger.site_by_key(&query.site).await?.ok_or(ApiError::NotFound)?;
+    let content = broker.ledger.content(site.id).await?;
+    let content = content.iter().find(|c| c.key == query.content).ok_or(ApiError::NotFound)?;
+    let class = crate::estimate::class_key(query.engine.as_deref(), query.cores, query.simd);
+    let rates = broker.ledger.device_rates(&class).await?;
+    let estimate = crate::estimate::estimate(&rates, content.required);
+    let answer = Answer::ok(EstimateAnswer { class, estimate });
     Ok(([(header::CACHE_CONTROL, "public, max-age=60")], answer).into_response())
 }

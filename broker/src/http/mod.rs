@@ -56,7 +56,7 @@ pub fn app(broker: Arc<Broker>, dirs: &StaticDirs) -> Router {
         .merge(economics::routes())
         .merge(rewards::routes())
         .nest("/api/v1/admin", admin)
-        // The SDK loader as built (minified into pkg/); its readable source is www/minepass.js.
+        // The SDK loader as built (bundled and minified into pkg/); its readable source is www/sdk/.
         .route_service("/minepass.js", static_file(&dirs.pkg.join("minepass.js")))
         // The worker as built (minified); its source is www/worker.js. Served at the root so its
         // `./pkg/…` imports resolve the same either way.
@@ -167,6 +167,7 @@ async fn serve_socket(mut socket: WebSocket, broker: Arc<Broker>) {
             break;
         }
     }
+    session.finish().await;
     metrics::connection_closed();
 }
 

@@ -19,6 +19,7 @@ mod consent;
 mod error;
 mod keys;
 mod postgres;
+mod rates;
 pub mod rewards;
 pub mod seals;
 mod settings;

@@ -126,7 +126,12 @@ impl Jobs {
                 return None;
             }
         }
-        Some(Template { header: self.gate.template(session), mode: WorkMode::Gate, pool: None })
+        Some(self.gate_template(session))
+    }
+
+    /// A synthetic header for `session`, whatever the upstream has (proof-of-work-only sessions).
+    pub fn gate_template(&self, session: &str) -> Template {
+        Template { header: self.gate.template(session), mode: WorkMode::Gate, pool: None }
     }
 
     /// Whether a job's header is still worth mining (gate work always is; pool work until its
@@ -224,16 +229,19 @@ pub struct SessionWork {
     seen: HashSet<(String, u32)>,
     /// The session's slot of an upstream connection's extranonce space (pool work only).
     lease: Option<Lease>,
+    /// The client asked for proof of work only (`hello.gate_only`): gate headers, never pool work.
+    gate_only: bool,
     window_start: Instant,
     window_work: u128,
     window_shares: u32,
 }
 
 impl SessionWork {
-    pub fn new(session: String, vardiff: Vardiff) -> SessionWork {
+    pub fn new(session: String, vardiff: Vardiff, gate_only: bool) -> SessionWork {
         SessionWork {
             session,
             vardiff,
+            gate_only,
             counter: 0,
             live: VecDeque::new(),
             retired: VecDeque::new(),
@@ -248,6 +256,11 @@ impl SessionWork {
     /// The session id this work belongs to (with its per-connection part).
     pub fn id(&self) -> &str {
         &self.session
+    }
+
+    /// Whether this session only ever gets gate work.
+    pub fn gate_only(&self) -> bool {
+        self.gate_only
     }
 
     /// The newest job, the one the client should be working on.
@@ -277,7 +290,11 @@ impl SessionWork {
     /// Issues a new job at `work` per share from `jobs`; the oldest live job retires. `None` when
     /// there is no work (every live job is then retired: the client is told to wait).
     pub fn issue(&mut self, jobs: &Jobs, work: u128) -> Option<&IssuedJob> {
-        let Some(template) = jobs.template(&self.session, &mut self.lease) else {
+        let template = match self.gate_only {
+            true => Some(jobs.gate_template(&self.session)),
+            false => jobs.template(&self.session, &mut self.lease),
+        };
+        let Some(template) = template else {
             for job in std::mem::take(&mut self.live) {
                 self.retire(job);
             }
@@ -399,7 +416,7 @@ mod tests {
     #[test]
     fn a_share_verifies_once_and_every_failure_has_its_code() {
         let source = Jobs::gate();
-        let mut work = SessionWork::new("s".into(), vardiff());
+        let mut work = SessionWork::new("s".into(), vardiff(), false);
         let job = work.issue(&source, 1 << 12).unwrap().clone();
         assert_eq!(job.mode, WorkMode::Gate);
         let nonce = find_share(&job);

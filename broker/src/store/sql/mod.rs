@@ -6,6 +6,7 @@
 
 pub(crate) mod consent;
 pub(crate) mod keys;
+pub(crate) mod rates;
 pub(crate) mod rewards;
 pub(crate) mod seals;
 pub(crate) mod settings;
