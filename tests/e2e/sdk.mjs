@@ -553,7 +553,6 @@ const scenarios = {
   },
 };
 
-/** An admin API call on the harness broker. */
 /** A demo page mining toward the endless quota, once `shares` of its shares were accepted. */
 async function miningPage(browser, broker, shares) {
   const context = await browser.newContext();
@@ -581,6 +580,7 @@ function setVisibility(page, state, event) {
   }, [state, event]);
 }
 
+/** An admin API call on the harness broker. */
 async function admin(broker, method, path, body) {
   const response = await fetch(`${broker.url}/api/v1/admin${path}`, {
     method,
@@ -592,8 +592,58 @@ async function admin(broker, method, path, body) {
   return json;
 }
 
-/** Scenarios that start their own broker (with a pool). */
+/** Scenarios that start their own broker (with a pool, or with a ledger of their own). */
 const ownBroker = {
+  async 'the consent dialog says how long the unlock takes on a device like this one'({ browser }) {
+    const broker = await startBroker();
+    try {
+      const estimateOf = async (page) => {
+        const query = await page.evaluate(() => {
+          const simd = MinePass.supported === 'simd';
+          return `engine=blink&cores=${navigator.hardwareConcurrency}&simd=${simd}`;
+        });
+        const url = `${broker.url}/api/v1/estimate?site=site_demo&content=demo-article&${query}`;
+        return (await (await fetch(url)).json()).estimate;
+      };
+      // A first visitor of this device class: nothing is known, the dialog says nothing of time.
+      const first = await openPage(await browser.newContext(), `${broker.url}/demo/`);
+      assert((await estimateOf(first)) === null, 'no estimate before any session');
+      await gateButton(first).click();
+      await consentDialog(first);
+      await sleep(1000);
+      assert(!(await first.locator('[data-minepass=consent] p.estimate').isVisible()), 'an estimate from nothing');
+      await first.context().close();
+
+      // Two visitors mine (10 verified shares each: enough for the broker to measure) and leave.
+      const visitors = await Promise.all([miningPage(browser, broker, 10), miningPage(browser, broker, 10)]);
+      const rates = await Promise.all(visitors.map(({ page }) => page.evaluate(() => MinePass.hashrate)));
+      await Promise.all(visitors.map(({ context }) => context.close()));
+      const next = await openPage(await browser.newContext(), `${broker.url}/demo/`);
+      const known = await until(async () => {
+        const estimate = await estimateOf(next);
+        return estimate?.samples >= 2 ? estimate : null;
+      }, 10_000, 'two samples');
+      assert(known.low_s >= 1 && known.low_s <= known.high_s, `estimate: ${JSON.stringify(known)}`);
+
+      // The next visitor's dialog states it as a range, labelled an estimate; nothing was hashed for it.
+      await gateButton(next).click();
+      await consentDialog(next);
+      const line = next.locator('[data-minepass=consent] p.estimate');
+      await line.waitFor({ state: 'visible', timeout: 5000 });
+      const text = await line.textContent();
+      assert(/On a device like yours this takes .+ \(an estimate from 2 recent visits/.test(text), `the dialog says: ${text}`);
+      assert(activeWorkers(next) === 0 && next.log.sockets.length === 0, 'something ran for the estimate');
+      assert(!next.log.requests.some((u) => u.endsWith('.wasm')), 'wasm fetched for the estimate');
+      // For the log: the range next to what the visitors' own meters would have said.
+      const quota = 2 ** 24;
+      const shown = rates.map((rate) => quota / rate);
+      console.log(`  estimate ${known.low_s}-${known.high_s} s; at the visitors' own rates ${shown.map((s) => s.toFixed(1)).join(', ')} s`);
+      await next.context().close();
+    } finally {
+      broker.stop();
+    }
+  },
+
   async 'the partner dashboard and the operator view show a real run, with charts'({ browser }) {
     const pool = await startPool();
     const broker = await startBroker({ pools: [pool.url] });

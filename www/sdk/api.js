@@ -4,7 +4,8 @@ import { emit, off, on } from './events.js';
 import { load, run } from './client.js';
 import { host } from './host.js';
 import { t } from './strings.js';
-import { cannotRun, cannotRunMessage, wasmBuild } from './support.js';
+import { firstGateContent } from './gate.js';
+import { cannotRun, cannotRunMessage, unlockEstimate, wasmBuild } from './support.js';
 import { askConsent, barShown, hideBar, showBar, updateBar } from './ui.js';
 
 export const MinePass = {
@@ -62,7 +63,8 @@ export const MinePass = {
     }
     if (!currentConsent()) {
       // In an app, the app asks in its own words (the same promises); on the web, the dialog.
-      const yes = await (host.ownsConsent() ? host.askConsent() : askConsent());
+      const estimate = unlockEstimate(options.content ?? firstGateContent());
+      const yes = await (host.ownsConsent() ? host.askConsent(estimate) : askConsent(estimate));
       answered(yes);
       if (!yes) return false;
     }

@@ -6,7 +6,7 @@ import { firstGateContent, gatesExist } from './gate.js';
 import { host } from './host.js';
 import { unlockDetail } from './sealed.js';
 import { t } from './strings.js';
-import { wasmBuild } from './support.js';
+import { deviceClass, wasmBuild } from './support.js';
 import { updateBar } from './ui.js';
 
 /** The running client and what the page shows of it. */
@@ -50,6 +50,9 @@ export async function load() {
     requireCharging: options.requireCharging,
     respectSaveData: options.respectSaveData,
     gateOnly: options.gateOnly,
+    // The class the broker files this session's measured rate under (the next visitor's estimate).
+    engine: deviceClass().engine,
+    cores: deviceClass().cores,
   };
   const made = new glue.Client(clientOptions, onClientEvent, options.clock ? () => options.clock() : undefined);
   // What an app host reported before the client existed (power, network).

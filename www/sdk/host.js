@@ -65,12 +65,16 @@ export const host = {
   ownsConsent() {
     return this.channel !== null;
   },
-  /** Asks the host for consent with the SDK's promises; resolves to the host's answer. */
-  askConsent() {
+  /**
+   * Asks the host for consent with the SDK's promises and the unlock estimate (when the broker has one
+   * within its 2 s); resolves to the host's answer.
+   */
+  async askConsent(estimate) {
     this.pendingConsent?.(false);
+    const known = await estimate;
     return new Promise((resolve) => {
       this.pendingConsent = resolve;
-      post('consent-request', { promises: promises() });
+      post('consent-request', { promises: promises(), estimate: known });
     });
   },
   api: {

@@ -14,6 +14,9 @@ export const STRINGS = {
       `${o.throttle ? `, resting ${Math.round(o.throttle * 100)}% of the time` : ''}` +
       `${o.charging ? ', only while charging' : ''}. It pauses when you switch tabs.`,
     reward: (o) => `In return: ${o.reward}.`,
+    around: (d) => `about ${d}`,
+    estimate: (range, n) =>
+      `On a device like yours this takes ${range} (an estimate from ${n} recent ${n === 1 ? 'visit' : 'visits'} with similar devices).`,
     stopHow: 'You can stop at any time with the “Stop” button at the bottom of the page. Nothing runs until you agree.',
     allow: 'Allow',
     deny: 'No thanks',
@@ -58,6 +61,9 @@ export const STRINGS = {
       `${o.throttle ? `, mit ${Math.round(o.throttle * 100)} % Pausen` : ''}` +
       `${o.charging ? ', nur beim Laden' : ''}. Beim Wechsel des Tabs wird pausiert.`,
     reward: (o) => `Dafür erhalten Sie: ${o.reward}.`,
+    around: (d) => `etwa ${d}`,
+    estimate: (range, n) =>
+      `Auf einem Gerät wie Ihrem dauert das ${range} (geschätzt aus ${n} ${n === 1 ? 'Besuch' : 'Besuchen'} mit ähnlichen Geräten).`,
     stopHow: 'Sie können jederzeit mit der Schaltfläche „Stopp“ unten auf der Seite aufhören. Vor Ihrer Zustimmung läuft nichts.',
     allow: 'Erlauben',
     deny: 'Nein, danke',

@@ -1,6 +1,6 @@
 // What this device lets the SDK do, decided before the dialog: it makes only promises the SDK can
 // keep here.
-import { options } from './context.js';
+import { base, options } from './context.js';
 import { host } from './host.js';
 import { t } from './strings.js';
 
@@ -31,3 +31,31 @@ export function cannotRun() {
 }
 
 export const cannotRunMessage = (code) => (code === 'charging_unknown' ? t().chargingUnknown : t().unavailable);
+
+/**
+ * The device class the broker files measured rates under and estimates by: the engine (from the user
+ * agent: a statistic, not a decision), the reported cores and the kernel build.
+ */
+export function deviceClass() {
+  const ua = navigator.userAgent;
+  const engine = /Firefox\//.test(ua) ? 'gecko' : /Chrom(e|ium)\//.test(ua) ? 'blink' : /AppleWebKit\//.test(ua) ? 'webkit' : 'other';
+  return { engine, cores: navigator.hardwareConcurrency || 0, simd: wasmBuild() === 'simd' };
+}
+
+/**
+ * How long unlocking `content` takes on a device like this one, from the broker's rates of recent
+ * sessions of its class: `{low_s, high_s, samples}`, or null (too few samples, no answer within
+ * `ms`). Asked when the visitor opens the dialog; nothing is hashed to find out.
+ */
+export async function unlockEstimate(content, ms = 2000) {
+  if (!content) return null;
+  const { engine, cores, simd } = deviceClass();
+  const query = new URLSearchParams({ site: options.site, content, engine, cores: String(cores), simd: String(simd) });
+  try {
+    const signal = AbortSignal.timeout?.(ms);
+    const response = await fetch(new URL(`api/v1/estimate?${query}`, base), { credentials: 'omit', signal });
+    return response.ok ? (await response.json()).estimate || null : null;
+  } catch {
+    return null;
+  }
+}

@@ -57,7 +57,14 @@ export function promises() {
 }
 
 // --- Consent dialog: fixed wording, keyboard and screen-reader accessible. ---
-export function askConsent() {
+/** "40 s to 2 min", or "about 40 s" when the range is one value at this precision. */
+function formatRange(estimate, s) {
+  const [low, high] = [formatDuration(estimate.low_s), formatDuration(estimate.high_s)];
+  return low === high ? s.around(low) : `${low} – ${high}`;
+}
+
+/** Asks the visitor; `estimate` (a promise of the broker's unlock estimate, or null) fills its line. */
+export function askConsent(estimate) {
   return new Promise((resolve) => {
     const s = t();
     const host = el('div');
@@ -65,6 +72,13 @@ export function askConsent() {
     const root = host.attachShadow({ mode: 'open' });
     style(root);
     const facts = promises();
+    // Filled when the broker answers; the dialog does not wait for it.
+    const estimateLine = el('p', { className: 'estimate', hidden: true });
+    estimate?.then((e) => {
+      if (!e) return;
+      estimateLine.textContent = s.estimate(formatRange(e, s), e.samples);
+      estimateLine.hidden = false;
+    });
     const allow = el('button', { className: 'primary', textContent: s.allow, type: 'button' });
     const deny = el('button', { textContent: s.deny, type: 'button' });
     const dialog = el('dialog', {}, [
@@ -73,6 +87,7 @@ export function askConsent() {
         el('p', { textContent: s.body(facts) }),
         el('p', { textContent: s.limits(facts) }),
         el('p', { textContent: s.reward(facts) }),
+        estimateLine,
         el('p', { textContent: s.stopHow }),
       ]),
       el('div', { className: 'actions' }, [deny, allow]),
