@@ -156,8 +156,10 @@ export async function until(probe, ms, what) {
  * SDK's events (through `MinePass.on('*')`, installed before any page script runs).
  */
 export const openPages = [];
-export async function openPage(context, url) {
+export async function openPage(context, url, { before } = {}) {
   const page = await context.newPage();
+  // Set up before the page loads (device emulation, say).
+  await before?.(page);
   openPages.push(page);
   const log = { requests: [], responses: [], sockets: [], framesSent: [], framesReceived: [], workers: [], errors: [], console: [] };
   page.on('request', (request) => log.requests.push(request.url()));
@@ -216,9 +218,9 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-/** Debian's Chromium with the flags this machine needs. */
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+/** Debian's Chromium with the flags this machine needs (`executablePath`: a wrapper, say). */
+export function launchBrowser({ executablePath = CHROMIUM } = {}) {
+  return chromium.launch({ executablePath, args: CHROMIUM_FLAGS });
 }
 
 /** The same with a real (non-incognito) profile in `dir`: a browser context of its own. */

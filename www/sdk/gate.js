@@ -41,6 +41,8 @@ export class Gate extends HTMLElement {
     root.append(this.panel, this.fallback, this.content);
     this.button.addEventListener('click', () => {
       options.content = this.getAttribute('content') || undefined;
+      // In an app the app asks, in its own UI: say so while it does.
+      if (host.ownsConsent() && !currentConsent()) this.status.textContent = s.hostConsent;
       MinePass.start().then((started) => {
         if (!started && !this.unlocked) {
           const refused = cannotRun();

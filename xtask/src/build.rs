@@ -126,7 +126,9 @@ pub fn run() -> Result<Vec<PathBuf>> {
                 .arg("-o")
                 .arg(&bg),
         )?;
-        shipped.push(PathBuf::from(format!("pkg/{out_name}.js")));
+        // wasm-bindgen's glue is readable JavaScript: minified, it is a third of its gzip size smaller.
+        let glue = format!("pkg/{out_name}.js");
+        shipped.push(esbuild(&glue, &glue, &["--format=esm", "--allow-overwrite"])?);
         shipped.push(bg);
     }
     shipped.push(esbuild("www/sdk/index.js", "pkg/minepass.js", &["--bundle", "--format=iife"])?);
