@@ -11,6 +11,7 @@
 //!   work of a share as an integer.
 //! - [`baseline`]: sha256d with the `sha2` crate, the independent reference and the benchmark baseline.
 //! - [`protocol`]: the broker's WebSocket messages, shared by the SDK and the broker so they cannot drift.
+//! - [`json`]: the small JSON writer the SDK's outgoing messages and events are written with.
 //! - [`client`]: the SDK's client logic (policy, budget, backoff, protocol state machine) and, on wasm32,
 //!   its browser layer.
 //! - `wasm` (wasm32 only): the wasm-bindgen API used by the web workers (not in the `client` build).
@@ -18,12 +19,19 @@
 
 pub mod baseline;
 pub mod client;
+pub mod json;
 pub mod kernel;
 pub mod protocol;
 pub mod target;
 
 #[cfg(all(target_arch = "wasm32", not(feature = "client")))]
 mod wasm;
+
+// Every wasm module the SDK ships carries its allocator: Rust's default, dlmalloc, is about 8 KB of
+// code; talc is a fraction of that (and faster). The modules are single-threaded (no atomics).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 #[cfg(test)]
 mod testutil;

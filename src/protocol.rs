@@ -10,6 +10,8 @@ use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::json::Object;
+
 /// The protocol version this crate speaks; `hello.v` must equal it.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -29,10 +31,13 @@ impl Serialize for Work {
 impl Work {
     /// Work from its wire form: a decimal string of a u128 (digits only).
     pub fn parse(text: &str) -> Option<Work> {
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.is_empty() {
             return None;
         }
-        text.parse().ok().map(Work)
+        // By hand: `u128::from_str` brings its generic radix and sign handling into the SDK's wasm.
+        let mut digits =
+            text.bytes().map(|b| b.wrapping_sub(b'0')).map(|d| (d <= 9).then_some(u128::from(d)));
+        digits.try_fold(0u128, |n, d| n.checked_mul(10)?.checked_add(d?)).map(Work)
     }
 }
 
@@ -68,6 +73,58 @@ pub enum ClientMessage {
         /// Any value the client chooses (typically a timestamp in ms).
         t: u64,
     },
+}
+
+impl ClientMessage {
+    /// The frame's JSON text, as serde would write it, without serde: the SDK's wasm sends these,
+    /// and serde's serialiser would cost it kilobytes (see [`crate::json`]). Tested against serde.
+    pub fn to_json(&self) -> String {
+        let object = match self {
+            ClientMessage::Hello(hello) => {
+                let mut o = Object::tagged("hello");
+                o.uint("v", hello.v.into())
+                    .str("site", &hello.site)
+                    .opt_str("user", hello.user.as_deref())
+                    .opt_str("user_proof", hello.user_proof.as_deref())
+                    .opt_str("user_secret", hello.user_secret.as_deref());
+                let mut consent = Object::new();
+                consent
+                    .str("id", &hello.consent.id)
+                    .uint("given_at", hello.consent.given_at)
+                    .uint("expires_at", hello.consent.expires_at);
+                o.object("consent", consent).opt_str("content", hello.content.as_deref());
+                let info = &hello.client;
+                let mut client = Object::new();
+                client
+                    .uint("threads", info.threads.into())
+                    .bool("simd", info.simd)
+                    .opt_uint("hashrate", info.hashrate)
+                    .opt_str("engine", info.engine.as_deref())
+                    .opt_uint("cores", info.cores.map(u64::from));
+                o.object("client", client).opt_str("resume", hello.resume.as_deref());
+                if hello.gate_only {
+                    o.bool("gate_only", true);
+                }
+                o
+            }
+            ClientMessage::Submit(submit) => {
+                let mut o = Object::tagged("submit");
+                o.str("job", &submit.job).str("nonce", &submit.nonce);
+                o
+            }
+            ClientMessage::More { job } => {
+                let mut o = Object::tagged("more");
+                o.str("job", job);
+                o
+            }
+            ClientMessage::Ping { t } => {
+                let mut o = Object::tagged("ping");
+                o.uint("t", *t);
+                o
+            }
+        };
+        object.finish()
+    }
 }
 
 /// `hello`: who is mining, for which site, under which consent.
@@ -310,46 +367,51 @@ fn progress_of(
 impl TryFrom<Frame> for ServerMessage {
     type Error = FrameError;
 
-    fn try_from(f: Frame) -> Result<ServerMessage, FrameError> {
+    // Fields are taken, not moved out: a partly moved `Frame` makes every `?` drop the rest field by
+    // field, which was most of this function's 7 KB of wasm.
+    fn try_from(mut f: Frame) -> Result<ServerMessage, FrameError> {
         Ok(match f.kind.as_str() {
             "welcome" => ServerMessage::Welcome(Welcome {
-                v: need(f.v, "v")?,
-                session: need(f.session, "session")?,
-                resume: need(f.resume, "resume")?,
-                mode: WorkMode::parse(&need(f.mode, "mode")?).ok_or(FrameError::Invalid("mode"))?,
-                share_interval_ms: need(f.share_interval_ms, "share_interval_ms")?,
-                progress: need(f.progress, "progress")?
+                v: need(f.v.take(), "v")?,
+                session: need(f.session.take(), "session")?,
+                resume: need(f.resume.take(), "resume")?,
+                mode: WorkMode::parse(&need(f.mode.take(), "mode")?).ok_or(FrameError::Invalid("mode"))?,
+                share_interval_ms: need(f.share_interval_ms.take(), "share_interval_ms")?,
+                progress: need(f.progress.take(), "progress")?
                     .into_iter()
                     .map(|p| progress_of(p.content, p.done, p.required))
                     .collect::<Result<_, _>>()?,
-                credits: need_work(f.credits, "credits")?,
-                user: need(f.user, "user")?,
-                user_secret: f.user_secret,
+                credits: need_work(f.credits.take(), "credits")?,
+                user: need(f.user.take(), "user")?,
+                user_secret: f.user_secret.take(),
             }),
             "job" => ServerMessage::Job(Job {
-                id: need(f.id, "id")?,
-                header: need(f.header, "header")?,
-                target: need(f.target, "target")?,
-                work: need_work(f.work, "work")?,
-                mode: WorkMode::parse(&need(f.mode, "mode")?).ok_or(FrameError::Invalid("mode"))?,
+                id: need(f.id.take(), "id")?,
+                header: need(f.header.take(), "header")?,
+                target: need(f.target.take(), "target")?,
+                work: need_work(f.work.take(), "work")?,
+                mode: WorkMode::parse(&need(f.mode.take(), "mode")?).ok_or(FrameError::Invalid("mode"))?,
             }),
             "accepted" => ServerMessage::Accepted {
-                job: need(f.job, "job")?,
-                nonce: need(f.nonce, "nonce")?,
-                work: need_work(f.work, "work")?,
-                credits: need_work(f.credits, "credits")?,
+                job: need(f.job.take(), "job")?,
+                nonce: need(f.nonce.take(), "nonce")?,
+                work: need_work(f.work.take(), "work")?,
+                credits: need_work(f.credits.take(), "credits")?,
             },
             "rejected" => ServerMessage::Rejected {
-                job: need(f.job, "job")?,
-                nonce: need(f.nonce, "nonce")?,
-                code: need_code(f.code)?,
+                job: need(f.job.take(), "job")?,
+                nonce: need(f.nonce.take(), "nonce")?,
+                code: need_code(f.code.take())?,
             },
-            "progress" => ServerMessage::Progress(progress_of(f.content, f.done, f.required)?),
+            "progress" => {
+                ServerMessage::Progress(progress_of(f.content.take(), f.done.take(), f.required.take())?)
+            }
             "unlock" => ServerMessage::Unlock {
-                content: need(f.content, "content")?,
-                token: need(f.token, "token")?,
+                content: need(f.content.take(), "content")?,
+                token: need(f.token.take(), "token")?,
                 keys: f
                     .keys
+                    .take()
                     .unwrap_or_default()
                     .into_iter()
                     .map(|k| {
@@ -358,13 +420,13 @@ impl TryFrom<Frame> for ServerMessage {
                     .collect::<Result<_, _>>()?,
             },
             "error" => ServerMessage::Error {
-                code: need_code(f.code)?,
-                message: need(f.message, "message")?,
-                fatal: need(f.fatal, "fatal")?,
+                code: need_code(f.code.take())?,
+                message: need(f.message.take(), "message")?,
+                fatal: need(f.fatal.take(), "fatal")?,
             },
-            "pong" => ServerMessage::Pong { t: need(f.t, "t")? },
-            "wait" => ServerMessage::Wait { reason: need(f.reason, "reason")? },
-            _ => return Err(FrameError::UnknownType(f.kind)),
+            "pong" => ServerMessage::Pong { t: need(f.t.take(), "t")? },
+            "wait" => ServerMessage::Wait { reason: need(f.reason.take(), "reason")? },
+            _ => return Err(FrameError::UnknownType(std::mem::take(&mut f.kind))),
         })
     }
 }
@@ -416,6 +478,15 @@ pub struct ContentKey {
     pub key: String,
 }
 
+impl ContentKey {
+    /// The key as a JSON object (in the SDK's `unlock` event).
+    pub fn json(&self) -> Object {
+        let mut o = Object::new();
+        o.uint("version", self.version.into()).str("key", &self.key);
+        o
+    }
+}
+
 /// Where jobs come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -429,6 +500,15 @@ pub enum WorkMode {
 }
 
 impl WorkMode {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkMode::Gate => "gate",
+            WorkMode::Pool => "pool",
+            WorkMode::Paused => "paused",
+        }
+    }
+
     /// The mode with this wire string.
     pub fn parse(text: &str) -> Option<WorkMode> {
         match text {
@@ -591,7 +671,8 @@ pub fn parse_nonce(text: &str) -> Result<u32, ErrorCode> {
 
 /// Formats a header nonce for `submit.nonce`.
 pub fn format_nonce(nonce: u32) -> String {
-    format!("{nonce:08x}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..8).rev().map(|i| HEX[(nonce >> (i * 4)) as usize & 0xf] as char).collect()
 }
 
 /// Why a text frame is not a [`ClientMessage`]: distinguishes bad JSON, unknown types and bad fields.
@@ -638,6 +719,51 @@ mod tests {
         assert!(serde_json::from_str::<Work>(r#""12a""#).is_err());
         assert!(serde_json::from_str::<Work>("12").is_err());
         assert!(serde_json::from_str::<Work>(r#""""#).is_err());
+    }
+
+    #[test]
+    fn client_messages_written_by_hand_are_what_serde_writes_and_reads() {
+        let full = Hello {
+            v: PROTOCOL_VERSION,
+            site: "site \"quoted\"".into(),
+            user: Some("u1".into()),
+            user_proof: Some("1700000000.ab".into()),
+            user_secret: Some("usec_1".into()),
+            consent: Consent { id: "c".into(), given_at: 1, expires_at: u64::MAX },
+            content: Some("article\n1".into()),
+            client: ClientInfo {
+                threads: 7,
+                simd: true,
+                hashrate: Some(5_000_000),
+                engine: Some("webkit".into()),
+                cores: Some(4),
+            },
+            resume: Some("s.mac".into()),
+            gate_only: true,
+        };
+        let bare = Hello {
+            user: None,
+            user_proof: None,
+            user_secret: None,
+            content: None,
+            client: ClientInfo { threads: 1, simd: false, hashrate: None, engine: None, cores: None },
+            resume: None,
+            gate_only: false,
+            ..full.clone()
+        };
+        let messages = [
+            ClientMessage::Hello(full),
+            ClientMessage::Hello(bare),
+            ClientMessage::Submit(Submit { job: "j".into(), nonce: "0000000a".into() }),
+            ClientMessage::More { job: "j".into() },
+            ClientMessage::Ping { t: u64::MAX },
+        ];
+        for message in messages {
+            let text = message.to_json();
+            let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(ours, serde_json::to_value(&message).unwrap(), "{text}");
+            assert_eq!(serde_json::from_str::<ClientMessage>(&text).unwrap(), message, "the broker reads it");
+        }
     }
 
     #[test]

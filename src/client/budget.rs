@@ -4,6 +4,15 @@
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Most time one evaluation (once a second while mining) charges to the budget.
+pub const MAX_CHARGE_MS: f64 = 5000.0;
+
+/// The mining time to charge for the interval from `since_ms` to `now_ms`: capped, because a frozen
+/// tab or a clock jump is not time spent mining, and never negative (a clock set back).
+pub fn chargeable_ms(since_ms: f64, now_ms: f64) -> u64 {
+    (now_ms - since_ms).clamp(0.0, MAX_CHARGE_MS) as u64
+}
+
 /// The local calendar day of `now_ms` (Unix ms) as a day number, given JavaScript's
 /// `Date.getTimezoneOffset()` (minutes, UTC minus local) at that instant.
 pub fn local_day(now_ms: i64, timezone_offset_min: i64) -> i64 {
@@ -60,6 +69,13 @@ mod tests {
 
     // 2026-11-24T23:30:00Z
     const LATE_EVENING_UTC: i64 = 1_795_563_000_000;
+
+    #[test]
+    fn only_time_that_passed_while_running_is_charged() {
+        assert_eq!(chargeable_ms(1000.0, 2000.0), 1000);
+        assert_eq!(chargeable_ms(1000.0, 600_000.0), 5000, "a frozen tab woke up");
+        assert_eq!(chargeable_ms(2000.0, 1000.0), 0, "the clock went back");
+    }
 
     #[test]
     fn local_days_follow_the_timezone() {

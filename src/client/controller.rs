@@ -2,8 +2,10 @@
 //! reports and timings, and returns [`Command`]s (frames to send, work for the workers, events for the
 //! page). The browser layer performs them; tests drive this directly.
 
+#[cfg(test)]
 use serde::Serialize;
 
+use crate::json::Object;
 use crate::protocol::{
     self, ClientInfo, ClientMessage, Consent, ContentKey, ErrorCode, Hello, PROTOCOL_VERSION, ServerMessage,
     Submit, Work, WorkMode,
@@ -24,18 +26,19 @@ pub enum Command {
     Shutdown,
 }
 
-/// Events for the page (`MinePass.on(type, …)`), serialised with their `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+/// Events for the page (`MinePass.on(type, …)`), serialised with their `type` by [`Event::to_json`]
+/// (serde's derived form is the reference it is tested against).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(Serialize), serde(tag = "type", rename_all = "kebab-case"))]
 pub enum Event {
     /// The broker opened the session; `credits`: the visitor's spendable credits at this site.
     Open { session: String, mode: WorkMode, credits: Work },
     /// The kind of work changed: `pool` (real mining), `gate` (unlock work only, e.g. while the
     /// broker's pools are down) or `paused` (no work until a pool is back).
     Mode { mode: WorkMode },
-    /// Credited work toward the content item, with the measured hash rate and an estimate of the
-    /// seconds left at that rate (`null` until a rate is measured).
-    Progress { content: String, done: Work, required: Work, hashrate: f64, eta_s: Option<f64> },
+    /// Credited work toward the content item, with the measured hash rate (hashes/s) and an
+    /// estimate of the whole seconds left at that rate (`null` until a rate is measured).
+    Progress { content: String, done: Work, required: Work, hashrate: u64, eta_s: Option<u64> },
     /// A share was verified and durably credited; `credits`: the visitor's balance after it.
     Share { work: Work, credits: Work },
     /// A share was refused (a stale job after a retarget is normal; others are worth logging).
@@ -48,6 +51,64 @@ pub enum Event {
     Identity { user: String, secret: String },
     /// An error from the broker (or an unreadable frame).
     Error { code: String, message: String, fatal: bool },
+}
+
+impl Event {
+    /// The event as the page receives it: a JSON object tagged by `type`.
+    pub fn to_json(&self) -> String {
+        let object = match self {
+            Event::Open { session, mode, credits } => {
+                let mut o = Object::tagged("open");
+                o.str("session", session).str("mode", mode.as_str()).decimal_str("credits", credits.0);
+                o
+            }
+            Event::Mode { mode } => {
+                let mut o = Object::tagged("mode");
+                o.str("mode", mode.as_str());
+                o
+            }
+            Event::Progress { content, done, required, hashrate, eta_s } => {
+                let mut o = Object::tagged("progress");
+                o.str("content", content)
+                    .decimal_str("done", done.0)
+                    .decimal_str("required", required.0)
+                    .uint("hashrate", *hashrate);
+                match eta_s {
+                    Some(eta) => o.uint("eta_s", *eta),
+                    None => o.null("eta_s"),
+                };
+                o
+            }
+            Event::Share { work, credits } => {
+                let mut o = Object::tagged("share");
+                o.decimal_str("work", work.0).decimal_str("credits", credits.0);
+                o
+            }
+            Event::Rejected { code } => {
+                let mut o = Object::tagged("rejected");
+                o.str("code", code.as_str());
+                o
+            }
+            Event::Unlock { content, token, keys } => {
+                let mut o = Object::tagged("unlock");
+                o.str("content", content)
+                    .str("token", token)
+                    .objects("keys", keys.iter().map(ContentKey::json));
+                o
+            }
+            Event::Identity { user, secret } => {
+                let mut o = Object::tagged("identity");
+                o.str("user", user).str("secret", secret);
+                o
+            }
+            Event::Error { code, message, fatal } => {
+                let mut o = Object::tagged("error");
+                o.str("code", code).str("message", message).bool("fatal", *fatal);
+                o
+            }
+        };
+        object.finish()
+    }
 }
 
 /// Who mines, for which site and content, under which consent.
@@ -220,9 +281,9 @@ impl Controller {
         self.hashes = self.hashes.saturating_add(hashes);
     }
 
-    /// The client now runs `count` workers: the rate is the sum over those.
+    /// The client now runs `count` workers: the rate is the sum over those, each measured afresh.
     pub fn on_worker_count(&mut self, count: usize) {
-        self.hashrate.keep_workers(count);
+        self.hashrate.set_workers(count);
     }
 
     /// Every hash done since the client started.
@@ -241,8 +302,9 @@ impl Controller {
         let content = self.content()?.clone();
         let hashrate = self.hashrate();
         let left = required.saturating_sub(done);
-        // Display only: seconds as a float from integer work.
-        let eta_s = (hashrate > 0.0).then(|| left as f64 / hashrate);
+        // Display only: whole seconds from integer work over the measured rate.
+        let eta_s = (hashrate > 0.0).then(|| (left as f64 / hashrate).round() as u64);
+        let hashrate = hashrate.round() as u64;
         Some(Event::Progress { content, done: Work(done), required: Work(required), hashrate, eta_s })
     }
 
@@ -268,10 +330,18 @@ impl Controller {
 /// exponential moving average over about `TAU_MS`. Each worker reports its own hashes over its own
 /// interval; taking one report as the whole client's rate would divide the rate (and multiply the
 /// ETA) by the number of workers.
+///
+/// Workers share the device's cores, so a change in their number changes every worker's rate, not
+/// only the added or removed one's: on a phone capped at half a core, a second worker halves the
+/// first's rate. Smoothed rates from before a change would count the old share on top of the new
+/// worker's (the ETA shown 40% short at 10 s), so a change starts every worker over, and until each
+/// running worker has reported since, the last complete sum stands.
 #[derive(Debug, Default)]
 struct HashRate {
-    /// Per worker: its smoothed rate, `None` until its first report.
+    /// Per running worker: its smoothed rate since the last change of count, `None` until it reports.
     workers: Vec<Option<f64>>,
+    /// The sum when every worker had last reported: the figure while a change is being measured.
+    settled: Option<f64>,
 }
 
 const TAU_MS: f64 = 5000.0;
@@ -290,15 +360,20 @@ impl HashRate {
             None => rate,
             Some(smoothed) => smoothed + (1.0 - (-elapsed_ms / TAU_MS).exp()) * (rate - smoothed),
         });
+        if let Some(sum) = self.workers.iter().copied().sum::<Option<f64>>() {
+            self.settled = Some(sum);
+        }
     }
 
-    /// Forgets the workers from `count` on (the client runs fewer now).
-    fn keep_workers(&mut self, count: usize) {
-        self.workers.truncate(count);
+    /// The client runs `count` workers now: each is measured afresh.
+    fn set_workers(&mut self, count: usize) {
+        if count != self.workers.len() {
+            self.workers = vec![None; count];
+        }
     }
 
     fn per_second(&self) -> f64 {
-        self.workers.iter().flatten().sum()
+        self.settled.unwrap_or_else(|| self.workers.iter().flatten().sum())
     }
 }
 
@@ -535,13 +610,13 @@ mod tests {
         c.on_hashes(0, 100, 1000.0);
         assert_eq!(c.hashes(), 100);
         let Some(Event::Progress { eta_s: Some(eta), hashrate, .. }) = c.progress() else { panic!() };
-        assert_eq!((hashrate, eta), (100.0, 6.0));
+        assert_eq!((hashrate, eta), (100, 6));
         // A faster device converges toward its rate and the ETA shrinks.
         for _ in 0..30 {
             c.on_hashes(0, 600, 1000.0);
         }
         let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
-        assert!((1.0..1.1).contains(&eta), "{eta}");
+        assert_eq!(eta, 1, "600 hashes left at about 600/s");
     }
 
     #[test]
@@ -561,10 +636,75 @@ mod tests {
         }
         assert!((c.hashrate() - 700.0).abs() < 1e-6, "{}", c.hashrate());
         let Some(Event::Progress { eta_s: Some(eta), .. }) = c.progress() else { panic!() };
-        assert!((eta - 10.0).abs() < 1e-6, "7000 hashes at 700/s: {eta}");
+        assert_eq!(eta, 10, "7000 hashes at 700/s");
         // The scaling probe took workers back: the rate counts only those still running.
         c.on_worker_count(2);
+        c.on_hashes(0, 25, 250.0);
+        c.on_hashes(1, 25, 250.0);
         assert!((c.hashrate() - 200.0).abs() < 1e-6, "{}", c.hashrate());
+    }
+
+    #[test]
+    fn a_worker_added_on_a_shared_core_does_not_count_the_old_share_twice() {
+        let mut c = controller(Some("article"));
+        c.on_message(welcome("t", 0));
+        c.on_worker_count(1);
+        // Half a core: one worker does 100 hashes/s for ten seconds.
+        for _ in 0..40 {
+            c.on_hashes(0, 25, 250.0);
+        }
+        assert!((c.hashrate() - 100.0).abs() < 1e-6, "{}", c.hashrate());
+        // The probe adds a second worker; the two now share the same half core at 50 hashes/s each.
+        c.on_worker_count(2);
+        c.on_hashes(0, 12, 250.0);
+        assert!((c.hashrate() - 100.0).abs() < 1e-6, "until both report, the last sum: {}", c.hashrate());
+        for _ in 0..8 {
+            c.on_hashes(1, 12, 250.0);
+            c.on_hashes(0, 13, 250.0);
+        }
+        let rate = c.hashrate();
+        assert!((95.0..=105.0).contains(&rate), "the device's rate, not 100 + 50: {rate}");
+        // The probe takes the second worker back: the first has the half core again.
+        c.on_worker_count(1);
+        c.on_hashes(0, 25, 250.0);
+        assert!((c.hashrate() - 100.0).abs() < 1e-6, "{}", c.hashrate());
+    }
+
+    #[test]
+    fn events_written_by_hand_are_what_serde_writes() {
+        let events = [
+            Event::Open { session: "s".into(), mode: WorkMode::Pool, credits: Work(u128::MAX) },
+            Event::Mode { mode: WorkMode::Paused },
+            Event::Progress {
+                content: "a".into(),
+                done: Work(1),
+                required: Work(2),
+                hashrate: 3,
+                eta_s: Some(4),
+            },
+            Event::Progress {
+                content: "a".into(),
+                done: Work(0),
+                required: Work(2),
+                hashrate: 0,
+                eta_s: None,
+            },
+            Event::Share { work: Work(5), credits: Work(6) },
+            Event::Rejected { code: ErrorCode::StaleJob },
+            Event::Unlock {
+                content: "a".into(),
+                token: "t.o.k".into(),
+                keys: vec![ContentKey { version: 2, key: "k".into() }],
+            },
+            Event::Unlock { content: "a".into(), token: "t".into(), keys: Vec::new() },
+            Event::Identity { user: "anon_1".into(), secret: "usec_1".into() },
+            Event::Error { code: "bad_broker_message".into(), message: "\"why\"".into(), fatal: true },
+        ];
+        for event in events {
+            let text = event.to_json();
+            let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(ours, serde_json::to_value(&event).unwrap(), "{text}");
+        }
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! - [`backoff`]: reconnect delays with jitter.
 //! - [`controller`]: the broker protocol as a pure state machine (frames in, commands out).
 //! - [`scaling`]: how many workers the device really sustains, measured (not `hardwareConcurrency`).
-//! - `browser` (wasm32 with the `client` feature): performs the commands with web-sys: the WebSocket, the workers, storage,
-//!   the tab lock, visibility and battery.
+//! - [`parts`]: which worker searches which part of the job, and which of their reports count.
+//! - [`lease`]: the tab lock's `localStorage` lease where Web Locks are missing.
+//! - `browser` (wasm32 with the `client` feature): performs the commands with web-sys: the WebSocket,
+//!   the workers, storage, the tab lock, visibility and battery; one file per concern.
 //!
 //! Everything but `browser` is pure and tested natively and in headless Chromium.
 
@@ -17,6 +19,8 @@
 pub mod backoff;
 pub mod budget;
 pub mod controller;
+pub mod lease;
+pub mod parts;
 pub mod policy;
 pub mod scaling;
 

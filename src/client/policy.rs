@@ -1,11 +1,9 @@
 //! When the SDK may mine: one pure decision from the visitor's limits and what the browser reports.
 //! The browser layer gathers the facts; this module decides, so every rule is tested without a browser.
 
-use serde::Serialize;
-
-/// Why mining is paused. Serialised as the `reason` of the SDK's `pause` event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Why mining is paused: [`PauseReason::as_str`] is the `reason` of the SDK's `pause` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize), serde(rename_all = "kebab-case"))]
 pub enum PauseReason {
     /// Another tab of the same site is mining (only one tab mines at a time).
     OtherTab,
@@ -31,6 +29,25 @@ pub enum PauseReason {
     Offline,
     /// The broker has no work right now (its pools are unavailable); it sends a job when it has.
     NoWork,
+}
+
+impl PauseReason {
+    /// The reason's name in the `pause` event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::OtherTab => "other-tab",
+            PauseReason::Budget => "budget",
+            PauseReason::SaveData => "save-data",
+            PauseReason::NotCharging => "not-charging",
+            PauseReason::ChargingUnknown => "charging-unknown",
+            PauseReason::LowBattery => "low-battery",
+            PauseReason::Metered => "metered",
+            PauseReason::Hot => "hot",
+            PauseReason::Hidden => "hidden",
+            PauseReason::Offline => "offline",
+            PauseReason::NoWork => "no-work",
+        }
+    }
 }
 
 /// The limits the visitor and publisher set (`MinePass.init` options).
@@ -192,6 +209,27 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn pause_reasons_are_named_as_serde_would_name_them() {
+        use PauseReason::*;
+        let every = [
+            OtherTab,
+            Budget,
+            SaveData,
+            NotCharging,
+            ChargingUnknown,
+            LowBattery,
+            Metered,
+            Hot,
+            Hidden,
+            Offline,
+            NoWork,
+        ];
+        for reason in every {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
 
     fn mining() -> Facts {
         Facts {

@@ -49,7 +49,7 @@ export const host = {
   lifecycle: 'foreground',
   pendingConsent: null,
 
-  /** The facts the client applies (client/browser.rs `hostFacts`). */
+  /** The facts the client applies (src/client/browser/ `hostFacts`). */
   facts() {
     return {
       charging: this.power?.charging ?? null,
