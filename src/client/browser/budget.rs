@@ -5,16 +5,15 @@ use super::Inner;
 use crate::client::budget::{DailyBudget, chargeable_ms, local_day};
 
 impl Inner {
-    /// The local calendar day now.
-    fn today(&self) -> i64 {
-        let now = self.now();
+    /// The local calendar day at `now` (Unix ms).
+    fn today(now: f64) -> i64 {
         let offset = js_sys::Date::new(&now.into()).get_timezone_offset();
         local_day(now as i64, offset as i64)
     }
 
     /// Charges the time mined since the last evaluation and returns what is left of today's budget.
     pub(super) fn charge_budget(&self, now: f64) -> u64 {
-        let today = self.today();
+        let today = Self::today(now);
         let limit_ms = (self.options.daily_minutes * 60_000.0) as u64;
         let storage = self.storage();
         let key = self.key("budget");

@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::client::budget::DailyBudget;
 use crate::client::controller::{Command, Controller, Event};
-use crate::client::policy::{self, Facts, Limits, PauseReason};
+use crate::client::policy::{self, Facts, PauseReason};
 use crate::client::scaling::Scaling;
 use crate::protocol::ClientMessage;
 
@@ -47,8 +47,6 @@ pub struct Client {
 
 struct Inner {
     options: Options,
-    limits: Limits,
-    threads: u32,
     on_event: Function,
     /// Injectable clock (tests); `Date.now()` otherwise.
     clock: Option<Function>,
@@ -79,16 +77,10 @@ impl Client {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, on_event: Function, clock: Option<Function>) -> Result<Client, JsError> {
         let options = Options::from_js(&options)?;
-        let threads = options.identity.threads;
-        let limits = Limits {
-            require_charging: options.require_charging,
-            respect_save_data: options.respect_save_data,
-            ..Limits::default()
-        };
         let mut state =
             State { controller: Some(Controller::new(options.identity.clone())), ..State::default() };
-        state.workers.scaling = Scaling::new(threads);
-        let inner = Rc::new(Inner { options, limits, threads, on_event, clock, state: RefCell::new(state) });
+        state.workers.scaling = Scaling::new(options.identity.threads);
+        let inner = Rc::new(Inner { options, on_event, clock, state: RefCell::new(state) });
         Ok(Client { inner })
     }
 
@@ -259,7 +251,7 @@ impl Inner {
                 has_work: state.workers.job.is_some(),
             }
         };
-        let decision = policy::decide(&self.limits, &facts);
+        let decision = policy::decide(&self.options.limits, &facts);
         if policy::wants_connection(&facts) {
             self.ensure_socket();
         } else {

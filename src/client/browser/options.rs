@@ -5,6 +5,7 @@ use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use crate::client::controller::Identity;
+use crate::client::policy::Limits;
 use crate::protocol::Consent;
 
 /// The most workers a client runs, whatever the page asks (a sanity bound, not a target).
@@ -27,8 +28,8 @@ pub(super) struct Options {
     pub throttle: f64,
     /// Mining minutes per local day.
     pub daily_minutes: f64,
-    pub require_charging: bool,
-    pub respect_save_data: bool,
+    /// The visitor's and publisher's limits the policy applies.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -68,8 +69,11 @@ impl Options {
             identity,
             throttle: fields.number("throttle").unwrap_or(0.0),
             daily_minutes: fields.number("dailyMinutes").unwrap_or(30.0),
-            require_charging: fields.boolean("requireCharging").unwrap_or(false),
-            respect_save_data: fields.boolean("respectSaveData").unwrap_or(true),
+            limits: Limits {
+                require_charging: fields.boolean("requireCharging").unwrap_or(false),
+                respect_save_data: fields.boolean("respectSaveData").unwrap_or(true),
+                ..Limits::default()
+            },
         };
         if !(0.0..1.0).contains(&options.throttle) {
             return Err(invalid("throttle (0 <= throttle < 1)"));

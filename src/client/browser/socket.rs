@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
 
 use super::options::Fields;
-use super::{Inner, Listener};
+use super::{Inner, Listener, State};
 use crate::client::backoff::Backoff;
 use crate::client::controller::{Controller, Event};
 use crate::protocol::{ClientMessage, Frame, FrameKey, FrameProgress, ServerMessage};
@@ -92,10 +92,7 @@ impl Inner {
             let mut state = self.state.borrow_mut();
             // The handlers stay until the next socket replaces them: this runs inside one of them.
             state.connection.socket = None;
-            if let Some(controller) = state.controller.as_mut() {
-                controller.on_disconnected();
-            }
-            state.workers.job = None;
+            state.end_session();
         }
         self.pause_workers();
         if !self.state.borrow().stopped {
@@ -122,10 +119,7 @@ impl Inner {
         let Some(socket) = state.connection.socket.take() else { return };
         socket.set_onclose(None);
         let _ = socket.close_with_code(1000);
-        if let Some(controller) = state.controller.as_mut() {
-            controller.on_disconnected();
-        }
-        state.workers.job = None;
+        state.end_session();
         state.connection.handlers.clear();
     }
 
@@ -135,6 +129,16 @@ impl Inner {
         {
             let _ = socket.send_with_str(&message.to_json());
         }
+    }
+}
+
+impl State {
+    /// The socket is gone: the broker's session and its job with it.
+    fn end_session(&mut self) {
+        if let Some(controller) = self.controller.as_mut() {
+            controller.on_disconnected();
+        }
+        self.workers.job = None;
     }
 }
 

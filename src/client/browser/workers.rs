@@ -71,8 +71,9 @@ impl Inner {
             if !state.workers.parts.is_empty() {
                 return;
             }
-            state.workers.parts = Parts::new(self.threads);
-            state.workers.running = (0..self.threads).map(|_| None).collect();
+            let threads = self.options.identity.threads;
+            state.workers.parts = Parts::new(threads);
+            state.workers.running = (0..threads).map(|_| None).collect();
         }
         self.apply_worker_count();
     }
@@ -107,7 +108,7 @@ impl Inner {
         };
         let detail = js_sys::Object::new();
         set(&detail, "count", count.into());
-        set(&detail, "max", self.threads.into());
+        set(&detail, "max", self.options.identity.threads.into());
         set(&detail, "settled", settled.into());
         self.emit("workers", &detail);
     }
